@@ -1,0 +1,152 @@
+"""Configuration, read from the environment only.
+
+Three classes: `DevelopmentConfig` (the embedded default: SQLite and in-process fallbacks when DATABASE_URL /
+REDIS_URL are unset), `TestingConfig` and `ProductionConfig` (refuses to start on default secrets). `APP_ENV`
+chooses one; `load_config()` builds it from `os.environ` at call time so tests can change the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    raw = _env(name)
+    return default if raw is None else raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_url(raw: str | None) -> str | None:
+    """Normalise a DATABASE_URL: Heroku's `postgres://` is refused by SQLAlchemy 1.4+."""
+    if raw and raw.startswith("postgres://"):
+        return "postgresql://" + raw[len("postgres://"):]
+    return raw
+
+
+class Config:
+    """Settings shared by every environment; each value comes from the variable of the same name."""
+
+    APP_ENV = "development"
+    DEFAULT_CORS = "*"
+
+    def __init__(self) -> None:
+        self.SECRET_KEY = _env("SECRET_KEY") or secrets.token_urlsafe(32)
+        self.JWT_SECRET_KEY = _env("JWT_SECRET_KEY") or secrets.token_urlsafe(32)
+        self.SECRETS_FROM_ENV = bool(_env("SECRET_KEY") and _env("JWT_SECRET_KEY"))
+
+        # None means "SQLite file in the instance folder"; the factory fills it in.
+        self.SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL"))
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            "pool_pre_ping": True,
+            "pool_size": _int("DB_POOL_SIZE", 10),
+            "max_overflow": _int("DB_MAX_OVERFLOW", 20),
+            "pool_recycle": 1800,
+        }
+        self.REDIS_URL = _env("REDIS_URL")
+        # Every Redis key, the Socket.IO channel and the RQ queue are namespaced by this, so several deployments
+        # (or test runs) can share one Redis.
+        self.REDIS_KEY_PREFIX = _env("REDIS_KEY_PREFIX", "workspace:")
+        self.SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "flask-socketio")
+        self.RQ_QUEUE = _env("RQ_QUEUE", "workspace")
+        # eventlet or gevent under gunicorn (wsgi.py sets it to match its monkey-patching); threading elsewhere.
+        self.ASYNC_MODE = _env("ASYNC_MODE", "threading")
+
+        self.ACCESS_TOKEN_MINUTES = _int("ACCESS_TOKEN_MINUTES", 15)
+        self.REFRESH_TOKEN_DAYS = _int("REFRESH_TOKEN_DAYS", 30)
+        self.AUTH_RATE_LIMIT = _env("AUTH_RATE_LIMIT", "5 per minute")
+        self.RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+        self.TRUSTED_PROXIES = _int("TRUSTED_PROXIES", 0)
+        self.BEHIND_TLS_PROXY = _bool("BEHIND_TLS_PROXY", False)
+        self.CORS_ORIGINS = [o.strip() for o in (_env("CORS_ORIGINS", self.DEFAULT_CORS) or "").split(",") if o.strip()]
+
+        self.JOB_MAX_ATTEMPTS = _int("JOB_MAX_ATTEMPTS", 3)
+        self.JOB_BACKOFF_BASE_SECONDS = float(_env("JOB_BACKOFF_BASE_SECONDS", "2"))
+        self.PRESENCE_TTL_SECONDS = _int("PRESENCE_TTL_SECONDS", 30)
+        self.CURSOR_RATE_PER_SECOND = _int("CURSOR_RATE_PER_SECOND", 30)
+        self.PROJECT_LIST_CACHE_SECONDS = _int("PROJECT_LIST_CACHE_SECONDS", 300)
+        self.MAX_FILE_BYTES = _int("MAX_FILE_BYTES", 1024 * 1024)
+        # Room for a full-size file plus its JSON escaping; anything larger is refused with 413 before parsing.
+        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 3 * self.MAX_FILE_BYTES)
+        self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
+        self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
+        self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+        # Fixed library settings derived from the above.
+        self.SQLALCHEMY_TRACK_MODIFICATIONS = False
+        self.JSON_SORT_KEYS = False
+        self.API_TITLE = "workspace"
+        self.API_VERSION = "v1"
+        self.OPENAPI_VERSION = "3.0.3"
+        self.OPENAPI_URL_PREFIX = "/"
+        self.OPENAPI_JSON_PATH = "openapi.json"
+        self.OPENAPI_SWAGGER_UI_PATH = "docs"
+        self.OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
+        self.JWT_TOKEN_LOCATION = ["headers"]
+        self.JWT_ALGORITHM = "HS256"
+        self.JWT_DECODE_ALGORITHMS = ["HS256"]
+        self.PROPAGATE_EXCEPTIONS = False
+
+    @property
+    def TESTING(self) -> bool:  # noqa: N802 - Flask's name
+        return self.APP_ENV == "testing"
+
+    def validate(self) -> None:
+        """Raise ConfigError when this configuration must not serve."""
+
+
+class DevelopmentConfig(Config):
+    """The embedded default: one process, SQLite and in-process fallbacks unless URLs are given."""
+
+
+class TestingConfig(Config):
+    APP_ENV = "testing"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Hashing strength is not under test; a cheap hash keeps the suite fast.
+        self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 1)
+        self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 1024)
+
+
+class ProductionConfig(Config):
+    APP_ENV = "production"
+    DEFAULT_CORS = ""
+
+    def validate(self) -> None:
+        if not self.SECRETS_FROM_ENV:
+            raise ConfigError("production needs SECRET_KEY and JWT_SECRET_KEY set in the environment")
+        weak = [n for n in ("SECRET_KEY", "JWT_SECRET_KEY") if len(getattr(self, n)) < 16]
+        if weak:
+            raise ConfigError(f"{', '.join(weak)} too short for production (16 characters at least)")
+
+
+CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}
+
+
+def load_config(app_env: str | None = None) -> Config:
+    """Build the configuration named by `app_env` (default: $APP_ENV, else development) and validate it."""
+    name = (app_env or _env("APP_ENV", "development")).lower()
+    if name not in CONFIGS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(CONFIGS)}, got {name!r}")
+    config = CONFIGS[name]()
+    config.validate()
+    return config

@@ -1,0 +1,95 @@
+"""workspace: a real-time collaborative workspace backend. `create_app()` builds the Flask application."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import Config, load_config
+
+from . import (
+    models,  # noqa: F401 - registers the tables with the metadata
+    security_headers,
+)
+from .errors import ApiError, register_error_handlers
+from .extensions import api, cors, db, jwt, limiter, migrate, redis_store, socketio
+
+BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+
+
+def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment's configuration; a mapping overrides single keys (tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config if isinstance(config, Config) else load_config())
+    if isinstance(config, Mapping):
+        app.config.update(config)
+    _derive_settings(app)
+
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True)
+    redis_store.init_app(app)
+    from .auth import tokens
+
+    tokens.init_app(app)
+    jwt.init_app(app)
+    limiter.init_app(app)
+    cors.init_app(app, origins=app.config["CORS_ORIGINS"], expose_headers=["X-Cache", "X-Request-ID", "Retry-After"])
+    api.init_app(app, spec_kwargs={"components": {"securitySchemes": BEARER}, "security": [{"bearerAuth": []}]})
+    _register_blueprints(app)
+    register_error_handlers(app)
+    security_headers.init_app(app)
+    app.before_request(_require_json_body)
+    socketio.init_app(
+        app,
+        message_queue=app.config["REDIS_URL"],
+        channel=app.config["SOCKETIO_CHANNEL"],
+        cors_allowed_origins=_socketio_origins(app),
+        async_mode=app.config["ASYNC_MODE"],
+    )
+    return app
+
+
+def _derive_settings(app: Flask) -> None:
+    """Settings computed from others: the embedded database file and the limiter's storage."""
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "workspace.db")
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    redis_url = app.config.get("REDIS_URL")
+    app.config["RATELIMIT_STORAGE_URI"] = redis_url or "memory://"
+    app.config["RATELIMIT_KEY_PREFIX"] = app.config["REDIS_KEY_PREFIX"] + "limits"
+    # Redis down: count in memory per process (logged by flask-limiter) rather than refuse every login.
+    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = True
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    if redis_url:
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 2, "socket_connect_timeout": 2}
+
+
+def _socketio_origins(app: Flask):
+    origins = app.config["CORS_ORIGINS"]
+    return "*" if origins == ["*"] else origins
+
+
+def _register_blueprints(app: Flask) -> None:
+    from . import docs, health
+    from .auth import bp as auth_bp
+
+    app.register_blueprint(docs.bp)
+    for bp in (health.bp, auth_bp):
+        api.register_blueprint(bp)
+
+
+def _require_json_body() -> None:
+    """A body sent to the API must be JSON: anything else is a clear 415, not a confusing 422."""
+    if (request.method in ("POST", "PUT", "PATCH") and request.path.startswith("/api/")
+            and (request.content_length or 0) > 0 and not request.is_json):
+        raise ApiError("Send the body as application/json.", code="unsupported_media_type", status=415)

@@ -1,0 +1,153 @@
+"""Access and refresh tokens: issuing, rotation with family revocation, and the Redis-backed blocklist.
+
+Every token carries a `fam` claim naming its login family. Refreshing marks the used refresh token revoked and
+issues a new pair in the same family; presenting a revoked refresh token again (a sign it was stolen) revokes the
+whole family, so both the thief's and the owner's tokens stop working.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
+
+from ..errors import ServiceUnavailable, Unauthorized, error_response
+from ..extensions import jwt, redis_store
+from ..models import User
+
+log = logging.getLogger(__name__)
+
+
+def _ttl(payload: dict[str, Any]) -> int:
+    """Seconds until the token expires anyway; its revocation record need not outlive it."""
+    return max(int(payload.get("exp", time.time()) - time.time()) + 1, 1)
+
+
+def issue_pair(user: User, family: str | None = None) -> dict[str, Any]:
+    """A new access + refresh token pair for `user` in `family` (a new family at login)."""
+    family = family or uuid.uuid4().hex
+    claims = {"fam": family}
+    access = create_access_token(identity=str(user.id), additional_claims={**claims, "name": user.name})
+    refresh = create_refresh_token(identity=str(user.id), additional_claims=claims)
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expires_in": current_app.config["ACCESS_TOKEN_MINUTES"] * 60,
+    }
+
+
+def _redis_call(fn):
+    try:
+        return fn(redis_store.client)
+    except redis.RedisError as exc:
+        # Fail closed: accepting a token we cannot check could accept one its owner logged out.
+        log.warning("token revocation store unreachable: %s", exc)
+        raise ServiceUnavailable("Token revocation store unavailable; try again shortly.") from exc
+
+
+def revoke(payload: dict[str, Any]) -> None:
+    """Revoke one token (by jti) until it expires."""
+    _redis_call(lambda r: r.set(redis_store.key("auth", "revoked", payload["jti"]), "1", ex=_ttl(payload)))
+
+
+def revoke_family(payload: dict[str, Any]) -> None:
+    """Revoke every token of `payload`'s family, for as long as a refresh token of it could live."""
+    if not payload.get("fam"):
+        return
+    ttl = current_app.config["REFRESH_TOKEN_DAYS"] * 86400
+    _redis_call(lambda r: r.set(redis_store.key("auth", "family", payload["fam"]), "1", ex=ttl))
+    log.warning("token family revoked", extra={"user_id": payload.get("sub"), "family": payload["fam"]})
+
+
+def is_revoked(payload: dict[str, Any]) -> bool:
+    keys = [redis_store.key("auth", "revoked", payload["jti"])]
+    if payload.get("fam"):
+        keys.append(redis_store.key("auth", "family", payload["fam"]))
+    return bool(_redis_call(lambda r: r.exists(*keys)))
+
+
+def rotate(refresh_payload: dict[str, Any]) -> dict[str, Any]:
+    """Spend a refresh token and return the next pair; a second spend (a race or a replay) revokes the family."""
+    first_use = _redis_call(lambda r: r.set(
+        redis_store.key("auth", "revoked", refresh_payload["jti"]), "rotated", nx=True, ex=_ttl(refresh_payload)))
+    if not first_use:
+        revoke_family(refresh_payload)
+        raise Unauthorized("This refresh token was already used; its session has been revoked.",
+                           code="token_revoked")
+    user = current_user_or_401(refresh_payload)
+    return issue_pair(user, family=refresh_payload.get("fam"))
+
+
+def current_user_or_401(payload: dict[str, Any]) -> User:
+    from ..extensions import db
+
+    user = db.session.get(User, int(payload["sub"]))
+    if user is None:
+        raise Unauthorized("The account behind this token no longer exists.", code="invalid_token")
+    return user
+
+
+def decode_checked(token: str, expected_type: str = "access") -> dict[str, Any]:
+    """Decode and fully check a raw token (signature, expiry, type, revocation) outside a request's header;
+    used for tokens in bodies (logout's refresh_token) and at Socket.IO connect."""
+    try:
+        payload = decode_token(token)
+    except Exception as exc:  # jwt's errors are many classes; each means "not a usable token"
+        message = "Token has expired." if type(exc).__name__ == "ExpiredSignatureError" else "Token is invalid."
+        raise Unauthorized(message, code="token_expired" if "expired" in message else "invalid_token") from exc
+    if payload.get("type") != expected_type:
+        raise Unauthorized(f"An {expected_type} token is required here.", code="wrong_token_type")
+    if is_revoked(payload):
+        raise Unauthorized("Token has been revoked.", code="token_revoked")
+    return payload
+
+
+def init_app(app: Flask) -> None:
+    """Token lifetimes from the configuration and the contract's error body for every token failure."""
+    from datetime import timedelta
+
+    app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=app.config["ACCESS_TOKEN_MINUTES"])
+    app.config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=app.config["REFRESH_TOKEN_DAYS"])
+
+
+@jwt.token_in_blocklist_loader
+def _in_blocklist(_header, payload) -> bool:
+    return is_revoked(payload)
+
+
+@jwt.revoked_token_loader
+def _revoked(_header, payload):
+    if payload.get("type") == "refresh":
+        revoke_family(payload)  # re-use of a spent refresh token: treat the family as stolen
+    return error_response(401, "token_revoked", "Token has been revoked.")
+
+
+@jwt.expired_token_loader
+def _expired(_header, _payload):
+    return error_response(401, "token_expired", "Token has expired.")
+
+
+@jwt.invalid_token_loader
+def _invalid(reason: str):
+    return error_response(401, "invalid_token", f"Token is invalid: {reason}.")
+
+
+@jwt.unauthorized_loader
+def _missing(reason: str):
+    return error_response(401, "unauthorized", f"Authentication required: {reason}.")
+
+
+@jwt.needs_fresh_token_loader
+def _needs_fresh(_header, _payload):
+    return error_response(401, "fresh_token_required", "A fresh login is required.")
+
+
+@jwt.user_lookup_error_loader
+def _user_lookup(_header, _payload):
+    return error_response(401, "invalid_token", "The account behind this token no longer exists.")

@@ -1,0 +1,52 @@
+"""Extension objects, created once here and bound to the app in `create_app`."""
+
+from flask import request
+from flask_cors import CORS
+from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+
+from .redis_store import RedisStore
+from .schemas import ErrorSchema
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def client_ip() -> str:
+    """The caller's address; ProxyFix (TRUSTED_PROXIES) has already rewritten it when behind proxies."""
+    return request.remote_addr or "unknown"
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+jwt = JWTManager()
+class WorkspaceLimiter(Limiter):
+    """flask-limiter keeps the first app's key prefix and storage state on the instance; re-read them for each app
+    (production builds one app per process, the tests build many)."""
+
+    def init_app(self, app) -> None:
+        self._key_prefix = ""
+        self._storage_dead = False
+        self._fallback_limiter = None
+        super().init_app(app)
+
+
+limiter = WorkspaceLimiter(key_func=client_ip)
+socketio = SocketIO()
+cors = CORS()
+
+
+class WorkspaceApi(Api):
+    """flask-smorest's Api, documenting the contract's error body for every error response."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+
+api = WorkspaceApi()
+redis_store = RedisStore()

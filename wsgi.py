@@ -1,0 +1,29 @@
+"""The web process's entry point: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+Monkey-patching must come before anything imports socket, threading or psycopg2, so it is the first thing here.
+ASYNC_MODE (eventlet by default, or gevent) must match gunicorn's worker class; gunicorn.conf.py reads the same
+variable. psycopg2 is a C extension that would block the whole hub on every query without a green wait callback.
+"""
+
+import os
+
+ASYNC_MODE = os.environ.setdefault("ASYNC_MODE", "eventlet")
+
+if ASYNC_MODE == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+    from psycogreen.eventlet import patch_psycopg
+
+    patch_psycopg()
+elif ASYNC_MODE == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+
+from workspace import create_app  # noqa: E402 - after monkey-patching, on purpose
+
+app = create_app()
