@@ -154,3 +154,34 @@ def make_user(app):
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def live_env(database_url, redis_prefix) -> dict[str, str]:
+    """Environment for real child processes (gunicorn, rq, node) sharing this test's database and Redis namespace.
+
+    Signing keys equal the in-process apps' (make_app), so tokens minted by `make_user` work against live servers.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE"))}
+    overrides = _overrides(database_url, redis_prefix)
+    env.update({
+        "APP_ENV": "testing",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": overrides["REDIS_KEY_PREFIX"],
+        "SOCKETIO_CHANNEL": overrides["SOCKETIO_CHANNEL"],
+        "RQ_QUEUE": overrides["RQ_QUEUE"],
+        "SECRET_KEY": overrides["SECRET_KEY"],
+        "JWT_SECRET_KEY": overrides["JWT_SECRET_KEY"],
+        "RATELIMIT_ENABLED": "false",
+    })
+    return env
+
+
+@pytest.fixture
+def processes():
+    """Collects live processes started by a test and stops every one of them afterwards."""
+    started = []
+    yield started
+    for proc in started:
+        proc.stop()

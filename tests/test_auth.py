@@ -175,7 +175,8 @@ def test_logout_revokes_access_at_once_on_another_instance(make_app):
     second = make_app(RATELIMIT_ENABLED=False).test_client()
     tokens = signup(first).json
     assert second.get(ME, headers=bearer(tokens["access_token"])).status_code == 200
-    response = first.post(LOGOUT, headers=bearer(tokens["access_token"]), json={"refresh_token": tokens["refresh_token"]})
+    response = first.post(LOGOUT, headers=bearer(tokens["access_token"]),
+                          json={"refresh_token": tokens["refresh_token"]})
     assert response.status_code == 204
     assert second.get(ME, headers=bearer(tokens["access_token"])).json["error"]["code"] == "token_revoked"
     assert second.post(REFRESH, headers=bearer(tokens["refresh_token"])).status_code == 401
@@ -191,7 +192,8 @@ def test_logout_without_body_keeps_the_refresh_token(client):
 def test_logout_refuses_someone_elses_refresh_token(client):
     mine = signup(client).json
     theirs = signup(client, email="bob@example.com").json
-    response = client.post(LOGOUT, headers=bearer(mine["access_token"]), json={"refresh_token": theirs["refresh_token"]})
+    response = client.post(LOGOUT, headers=bearer(mine["access_token"]),
+                           json={"refresh_token": theirs["refresh_token"]})
     assert response.status_code == 401
     assert client.post(REFRESH, headers=bearer(theirs["refresh_token"])).status_code == 200
 
