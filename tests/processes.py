@@ -47,17 +47,17 @@ class Proc:
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         if self.alive():
             os.killpg(self.popen.pid, sig)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
         """Signal the process group and wait; SIGKILL if it does not exit in time. Returns the exit code."""
-        self.signal(sig)
+        self.send_signal(sig)
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
+            self.send_signal(signal.SIGKILL)
             return self.popen.wait(5)
 
     def kill(self) -> None:

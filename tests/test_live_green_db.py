@@ -1,0 +1,47 @@
+"""psycopg2 must not block the web process's hub (PITFALLS: psycopg2 under eventlet).
+
+A request stuck on a PostgreSQL lock must leave the process free to answer others. Without the green wait callback
+in wsgi.py, /healthz would hang behind it until the lock is released: checked by hand for gevent by removing
+psycogreen's patch (this test then fails). eventlet's own monkey_patch() also greens psycopg2; the explicit psycogreen
+call keeps both modes on one mechanism.
+"""
+
+import threading
+import time
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from processes import start_web
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_a_query_waiting_on_a_lock_does_not_block_other_requests(async_mode, live_env, processes, make_user,
+                                                                 database_url):
+    user = make_user()
+    proc, base = start_web(live_env, async_mode=async_mode)
+    processes.append(proc)
+    engine = sa.create_engine(database_url)
+    blocked = {}
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(sa.text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+
+        def call_me():
+            blocked["response"] = requests.get(base + "/api/v1/auth/me", headers=user.headers, timeout=30)
+
+        waiter = threading.Thread(target=call_me)
+        waiter.start()
+        time.sleep(0.5)  # let /auth/me reach the lock; there is no event to await inside PostgreSQL
+        started = time.monotonic()
+        health = requests.get(base + "/healthz", timeout=10)
+        elapsed = time.monotonic() - started
+        assert health.status_code == 200
+        assert elapsed < 2, f"/healthz took {elapsed:.1f}s while a query waited on a lock: the hub is blocked"
+        assert "response" not in blocked, "the locked request should still be waiting"
+        transaction.rollback()
+    waiter.join(10)
+    assert blocked["response"].status_code == 200
+    engine.dispose()
