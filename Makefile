@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 NODE_STAMP := node_modules/.installed
 export PORT ?= 8000
 
-.PHONY: run test lint bench install install-dev clean migrate
+.PHONY: run test lint bench bench-projects bench-realtime bench-jobs bench-observability install install-dev clean migrate
 
 run: $(RUN_STAMP) migrate  ## Serve API, docs and Socket.IO (embedded SQLite/in-process unless DATABASE_URL/REDIS_URL are set)
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
@@ -23,6 +23,18 @@ test: $(DEV_STAMP) $(NODE_STAMP)  ## Lint, then the whole suite against real Pos
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
+
+bench-projects: $(DEV_STAMP)  ## GET /projects/ cached/cold vs /healthz, one gunicorn+eventlet process, wrk (apt-get install -y wrk)
+	flock /tmp/workspace-bench.lock $(BIN)/python bench/project_list.py
+
+bench-realtime: $(DEV_STAMP) $(NODE_STAMP)  ## Socket.IO fan-out vs a Node socket.io reference, idle capacity (bench/realtime.py)
+	flock /tmp/workspace-bench.lock $(BIN)/python bench/realtime.py
+
+bench-jobs: $(DEV_STAMP)  ## echo jobs/min per worker (fork vs simple, with bare RQ beside), POST /jobs/run latency, submit → JOB_UPDATE
+	flock /tmp/workspace-bench.lock $(BIN)/python bench/jobs.py
+
+bench-observability: $(DEV_STAMP)  ## per-request cost of request ids + JSON access log + metrics; /metrics scrape time vs jobs
+	flock /tmp/workspace-bench.lock $(BIN)/python bench/observability.py
 
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP) $(NODE_STAMP)

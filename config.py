@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 
 
 class ConfigError(RuntimeError):
@@ -60,6 +61,8 @@ class Config:
             "pool_size": _int("DB_POOL_SIZE", 10),
             "max_overflow": _int("DB_MAX_OVERFLOW", 20),
             "pool_recycle": 1800,
+            # Never SQL parameters (password hashes, emails) in logs or error messages.
+            "hide_parameters": True,
         }
         self.REDIS_URL = _env("REDIS_URL")
         # Every Redis key, the Socket.IO channel and the RQ queue are namespaced by this, so several deployments
@@ -80,8 +83,22 @@ class Config:
 
         self.JOB_MAX_ATTEMPTS = _int("JOB_MAX_ATTEMPTS", 3)
         self.JOB_BACKOFF_BASE_SECONDS = float(_env("JOB_BACKOFF_BASE_SECONDS", "2"))
+        # A running job's worker renews its lease; a lease this old means the worker died and the job is retried.
+        self.JOB_LEASE_SECONDS = float(_env("JOB_LEASE_SECONDS", "30"))
+        # How often each worker looks for lost jobs (expired leases, overdue jobs missing from RQ).
+        self.JOB_REAPER_INTERVAL_SECONDS = _int("JOB_REAPER_INTERVAL_SECONDS", 10)
+        # "simple" (no fork per job; the measured production choice) or "fork" (RQ's default Worker).
+        self.JOB_WORKER_CLASS = _env("JOB_WORKER_CLASS", "simple")
+        # RQ's Redis when it is not REDIS_URL (unset: REDIS_URL). Jobs run in-process when REDIS_URL is unset.
+        self.RQ_REDIS_URL = _env("RQ_REDIS_URL")
         self.PRESENCE_TTL_SECONDS = _int("PRESENCE_TTL_SECONDS", 30)
         self.CURSOR_RATE_PER_SECOND = _int("CURSOR_RATE_PER_SECOND", 30)
+        # Budget per socket for join/leave/FILE_CHANGE (twice this as a burst); beyond it, rate_limited acks.
+        self.SOCKET_EVENT_RATE_PER_SECOND = _int("SOCKET_EVENT_RATE_PER_SECOND", 50)
+        # Off: the Sec-WebSocket-Extensions offer is stripped (PITFALLS: websocket compression).
+        self.WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
+        # After SIGTERM has cleared presence and closed the sockets: how long in-flight HTTP requests may finish.
+        self.SHUTDOWN_DRAIN_SECONDS = _int("SHUTDOWN_DRAIN_SECONDS", 5)
         self.PROJECT_LIST_CACHE_SECONDS = _int("PROJECT_LIST_CACHE_SECONDS", 300)
         self.MAX_FILE_BYTES = _int("MAX_FILE_BYTES", 1024 * 1024)
         # Room for a full-size file plus its JSON escaping; anything larger is refused with 413 before parsing.
@@ -89,6 +106,8 @@ class Config:
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
         self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+        # The `process` label of per-process metrics: set it per process (web1, web2); Heroku's DYNO works as is.
+        self.PROCESS_NAME = _env("PROCESS_NAME") or _env("DYNO") or f"{socket.gethostname()}:{os.getpid()}"
 
         # Fixed library settings derived from the above.
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False

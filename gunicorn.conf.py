@@ -5,6 +5,7 @@ has no sticky sessions. Scale by running more processes (each its own gunicorn) 
 message queue carries events between them.
 """
 
+import logging
 import os
 
 # The worker class follows ASYNC_MODE (eventlet by default, gevent the drop-in alternative); wsgi.py patches to match.
@@ -19,7 +20,37 @@ backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
+# gunicorn 25's control socket sits at one path per user ($HOME/.gunicorn): several web processes on one host (or a
+# read-only home in the container) would fight over it, and nothing here uses `gunicornc`.
+control_socket_disable = True
+
 # The app logs each request itself as JSON; gunicorn's own access log would duplicate it.
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# gunicorn's own lines (boot, worker exits, timeouts) as JSON too, in the app's field names. Only python-json-logger
+# is imported here: the master must not import the app (or anything that opens sockets) before workers monkey-patch.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": loglevel.upper(), "handlers": []},  # the app installs its own JSON handler on the root
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["json"], "propagate": False},
+        # The app writes one access line per request itself (with request id, route, user); not gunicorn's too.
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        # Python warnings (eventlet's deprecation notice at import) as JSON lines too: see captureWarnings below.
+        "py.warnings": {"level": "WARNING", "handlers": ["json"], "propagate": False},
+    },
+    "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "formatters": {"json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(levelname)s %(name)s %(message)s",
+                            "rename_fields": {"levelname": "level", "name": "logger"}, "timestamp": "time"}},
+}
+
+logging.captureWarnings(True)
+
+
+def post_worker_init(worker):
+    """Start the realtime heartbeat/reaper now, and clear this process's presence as soon as SIGTERM arrives."""
+    from workspace.realtime.lifecycle import on_worker_started  # in the worker, after monkey-patching
+
+    on_worker_started(worker)

@@ -19,6 +19,9 @@ import sqlalchemy as sa
 from workspace import create_app
 from workspace.extensions import db
 
+# Fixtures of the in-process socket tests (sio_app, sio_connect, sio_team...) for the tests/test_realtime_*.py files.
+pytest_plugins = ["realtime_inprocess"]
+
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ["APP_ENV"] = "testing"

@@ -12,11 +12,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Config, load_config
 
 from . import (
+    cli,
     models,  # noqa: F401 - registers the tables with the metadata
+    observability,
+    realtime,
     security_headers,
 )
 from .errors import ApiError, register_error_handlers
-from .extensions import api, cors, db, jwt, limiter, migrate, redis_store, socketio
+from .extensions import api, cors, db, jwt, limiter, migrate, redis_store
 
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
@@ -28,6 +31,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     if isinstance(config, Mapping):
         app.config.update(config)
     _derive_settings(app)
+    observability.init_app(app)  # request ids, JSON logs, metrics: before anything logs or serves
 
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
@@ -44,16 +48,12 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     cors.init_app(app, origins=app.config["CORS_ORIGINS"], expose_headers=["X-Cache", "X-Request-ID", "Retry-After"])
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": BEARER}, "security": [{"bearerAuth": []}]})
     _register_blueprints(app)
+    cli.init_app(app)  # operator commands: flask --app workspace:create_app users|projects|jobs ...
     register_error_handlers(app)
     security_headers.init_app(app)
     app.before_request(_require_json_body)
-    socketio.init_app(
-        app,
-        message_queue=app.config["REDIS_URL"],
-        channel=app.config["SOCKETIO_CHANNEL"],
-        cors_allowed_origins=_socketio_origins(app),
-        async_mode=app.config["ASYNC_MODE"],
-    )
+    realtime.init_app(app)  # Flask-SocketIO, its message queue and the socket event handlers
+    observability.wrap_wsgi(app)  # last, outermost: raw `wsgi.errors` writes become JSON log lines
     return app
 
 
@@ -62,7 +62,7 @@ def _derive_settings(app: Flask) -> None:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "workspace.db")
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, "hide_parameters": True}
     redis_url = app.config.get("REDIS_URL")
     app.config["RATELIMIT_STORAGE_URI"] = redis_url or "memory://"
     app.config["RATELIMIT_KEY_PREFIX"] = app.config["REDIS_KEY_PREFIX"] + "limits"
@@ -74,18 +74,23 @@ def _derive_settings(app: Flask) -> None:
         app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 2, "socket_connect_timeout": 2}
 
 
-def _socketio_origins(app: Flask):
-    origins = app.config["CORS_ORIGINS"]
-    return "*" if origins == ["*"] else origins
-
-
 def _register_blueprints(app: Flask) -> None:
-    from . import docs, health
+    from . import docs, health, web
     from .auth import bp as auth_bp
+    from .files import bp as files_bp
+    from .jobs.routes import bp as jobs_bp
+    from .observability.metrics import bp as metrics_bp
+    from .projects import bp as projects_bp
+    from .projects import collaborators_bp
+    from .realtime.status import bp as realtime_status_bp
 
     app.register_blueprint(docs.bp)
-    for bp in (health.bp, auth_bp):
+    app.register_blueprint(web.bp)  # the web client at /app
+    for bp in (health.bp, auth_bp, metrics_bp, jobs_bp):
         api.register_blueprint(bp)
+    for bp in (projects_bp, collaborators_bp, files_bp):
+        api.register_blueprint(bp)
+    api.register_blueprint(realtime_status_bp)
 
 
 def _require_json_body() -> None:

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from ..errors import Unauthorized
 from ..extensions import db, limiter
 from ..models import User
+from ..observability import metrics
 from . import service, tokens
 from .schemas import LoginIn, LogoutIn, SignupIn, SignupOut, TokenPairOut, UserOut
 
@@ -20,6 +21,7 @@ def auth_rate_limit() -> str:
 
 
 @bp.route("/signup", methods=["POST"])
+@metrics.counts_auth("signup")
 @limiter.limit(auth_rate_limit)
 @bp.arguments(SignupIn)
 @bp.response(201, SignupOut)
@@ -32,6 +34,7 @@ def signup(body):
 
 
 @bp.route("/login", methods=["POST"])
+@metrics.counts_auth("login")
 @limiter.limit(auth_rate_limit)
 @bp.arguments(LoginIn)
 @bp.response(200, TokenPairOut)
@@ -43,6 +46,7 @@ def login(body):
 
 
 @bp.route("/refresh", methods=["POST"])
+@metrics.counts_auth("refresh")
 @limiter.limit(auth_rate_limit)
 @jwt_required(refresh=True)
 @bp.response(200, TokenPairOut)
@@ -54,6 +58,7 @@ def refresh():
 
 
 @bp.route("/logout", methods=["POST"])
+@metrics.counts_auth("logout")
 @jwt_required()
 @bp.arguments(LogoutIn, required=False)
 @bp.response(204)

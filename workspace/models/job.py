@@ -54,6 +54,10 @@ class Job(db.Model):
     updated_at: so.Mapped[datetime] = so.mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
     started_at: so.Mapped[datetime | None] = so.mapped_column(UtcDateTime())
     finished_at: so.Mapped[datetime | None] = so.mapped_column(UtcDateTime())
+    # When a queued/retrying job is due (backoff); the reaper re-dispatches one that is overdue and not in RQ.
+    next_attempt_at: so.Mapped[datetime | None] = so.mapped_column(UtcDateTime())
+    # A running job's worker extends this while it works; past it, the worker is presumed dead and the job retried.
+    lease_expires_at: so.Mapped[datetime | None] = so.mapped_column(UtcDateTime())
 
 
 class JobArtifact(db.Model):

@@ -1,1 +1,44 @@
-"""Real-time collaboration over Socket.IO: connection auth, rooms, presence and the events of the contract."""
+"""Real-time collaboration over Socket.IO: connection auth, rooms, presence and the events of the contract.
+
+`init_app` binds the module-global Flask-SocketIO object to an app. Each `create_app()` re-binds it and builds a
+new python-socketio server, so handlers are registered on that new server every time (Flask-SocketIO's `on`
+registers on the current server only, once one exists). Tests: the Socket.IO test client cannot run with a
+message queue and always drives the server of the most recently created app, so build socket-test apps last and
+with `SOCKETIO_MESSAGE_QUEUE=None` (Redis still holds presence).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..extensions import socketio
+from ..observability import metrics
+
+
+def init_app(app: Flask) -> None:
+    from . import compression, connection, handlers, lifecycle
+    from .runtime import Runtime
+
+    queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", app.config["REDIS_URL"])
+    # Flask-SocketIO keeps options between init_app calls: a previous app's queue manager must not leak into this
+    # app's server when this one runs without a queue.
+    socketio.server_options.pop("client_manager", None)
+    origins = app.config["CORS_ORIGINS"]
+    socketio.init_app(
+        app,
+        message_queue=queue,
+        channel=app.config["SOCKETIO_CHANNEL"],
+        cors_allowed_origins="*" if origins == ["*"] else origins,
+        async_mode=app.config["ASYNC_MODE"],
+        # A FILE_CHANGE a little over MAX_FILE_BYTES must reach the handler (and get its payload_too_large ack)
+        # rather than have engine.io close the connection.
+        max_http_buffer_size=app.config["MAX_CONTENT_LENGTH"],
+    )
+    app.extensions["realtime"] = Runtime(app)
+    socketio.on_event("connect", connection.on_connect)
+    socketio.on_event("disconnect", connection.on_disconnect)
+    for event, handler in handlers.EVENTS.items():
+        socketio.on_event(event, metrics.counts_socket_event(event, handler))
+    app.wsgi_app = lifecycle.ClosingGate(app.wsgi_app, app.extensions["realtime"])
+    if not app.config["WEBSOCKET_COMPRESSION"]:
+        app.wsgi_app = compression.StripWebSocketExtensions(app.wsgi_app)

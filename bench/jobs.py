@@ -1,0 +1,232 @@
+"""Jobs benchmark: worker throughput (forking vs non-forking, side by side), POST /jobs/run latency, and the time
+from submit to `JOB_UPDATE succeeded` at a Socket.IO client.
+
+    python bench/jobs.py [--jobs 1000] [--submits 1000] [--roundtrips 100]      (make bench-jobs)
+
+Needs PostgreSQL and Redis as the tests do (TEST_DATABASE_URL / TEST_REDIS_URL); uses a schema and a Redis prefix
+of its own, dropped afterwards; binds 127.0.0.1 only; every phase is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from processes import free_port, start, start_web  # noqa: E402
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PHASE_TIMEOUT = 300
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.schema = f"bench_jobs_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+        self.db_url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{self.schema}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE"))}
+        self.env.update({
+            "APP_ENV": "testing", "DATABASE_URL": self.db_url, "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": self.prefix,
+            "SOCKETIO_CHANNEL": self.prefix + "socketio", "RQ_QUEUE": self.prefix + "jobs",
+            "SECRET_KEY": "bench-secret-key-0123456789", "JWT_SECRET_KEY": "bench-jwt-secret-0123456789",
+            "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
+        })
+        os.environ.update(self.env)
+        from flask_migrate import upgrade
+
+        from workspace import create_app
+
+        self.engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with self.engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
+        self.app = create_app()
+        with self.app.app_context():
+            upgrade(directory=str(ROOT / "migrations"))
+        self.user, self.project_id = self._team()
+        self.procs = []
+
+    def _team(self):
+        from workspace.auth import service, tokens
+        from workspace.extensions import db
+        from workspace.models import Membership, Project, Role
+
+        with self.app.app_context():
+            user = service.signup(f"bench-{uuid.uuid4().hex[:6]}@example.com", "correct horse battery", "Bench")
+            project = Project(name="bench", description="", owner_id=user.id)
+            db.session.add(project)
+            db.session.flush()
+            db.session.add(Membership(project_id=project.id, user_id=user.id, role=Role.OWNER))
+            db.session.commit()
+            return {"id": user.id, "access": tokens.issue_pair(user)["access_token"]}, project.id
+
+    def submit_many(self, count: int) -> list[int]:
+        from workspace.jobs import service
+
+        with self.app.app_context():
+            return [service.submit(self.user["id"], self.project_id, "echo", {"n": n})[0].id for n in range(count)]
+
+    def wait_done(self, ids: list[int], timeout: float = PHASE_TIMEOUT) -> None:
+        from workspace.extensions import db
+        from workspace.models import Job, JobStatus
+
+        deadline = time.monotonic() + timeout
+        with self.app.app_context():
+            while time.monotonic() < deadline:
+                left = db.session.scalar(sa.select(sa.func.count()).where(
+                    Job.id.in_(ids), Job.status != JobStatus.SUCCEEDED))
+                db.session.rollback()
+                if not left:
+                    return
+                time.sleep(0.2)
+        raise TimeoutError(f"{left} jobs still unfinished after {timeout}s")
+
+    def span(self, ids: list[int]) -> float:
+        """Seconds from the first job's start to the last job's finish, from the rows' timestamps."""
+        from workspace.extensions import db
+        from workspace.models import Job
+
+        with self.app.app_context():
+            first, last = db.session.execute(sa.select(sa.func.min(Job.started_at), sa.func.max(Job.finished_at))
+                                             .where(Job.id.in_(ids))).one()
+        return (last - first).total_seconds()
+
+    def worker(self, worker_class: str, burst: bool = True):
+        proc = start([sys.executable, "-m", "workspace.jobs.worker", "--worker-class", worker_class,
+                      "--name", f"bench-{worker_class}-{uuid.uuid4().hex[:6]}", *(["--burst"] if burst else [])],
+                     self.env, f"bench-worker-{worker_class}")
+        self.procs.append(proc)
+        return proc
+
+    def bare_rq(self, worker_class: str, jobs: int) -> float:
+        """The machine's ceiling right now: RQ alone running no-op jobs (os.getpid), no database, no events."""
+        import redis
+        from rq import Queue
+        from rq.registry import FinishedJobRegistry
+
+        queue = Queue(f"{self.prefix}bare-{worker_class}", connection=redis.Redis.from_url(REDIS_URL))
+        ids = [queue.enqueue("os.getpid", result_ttl=600).id for _ in range(jobs)]
+        cls = {"fork": "rq.Worker", "simple": "rq.SimpleWorker"}[worker_class]
+        proc = start([sys.executable, "-m", "rq.cli", "worker", "--burst", "-w", cls, "--url", REDIS_URL,
+                      "--name", f"bench-bare-{uuid.uuid4().hex[:6]}", queue.name], self.env, "bench-bare")
+        self.procs.append(proc)
+        proc.popen.wait(PHASE_TIMEOUT)
+        finished = FinishedJobRegistry(queue=queue).get_job_ids()
+        assert len(finished) == jobs, f"{len(finished)}/{jobs} bare jobs finished"
+        first = queue.fetch_job(ids[0]).started_at
+        last = queue.fetch_job(ids[-1]).ended_at
+        for job_id in ids:
+            queue.connection.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
+        queue.delete(delete_jobs=True)
+        return (jobs - 1) / (last - first).total_seconds() * 60
+
+    def throughput(self, worker_class: str, jobs: int) -> float:
+        ids = self.submit_many(jobs)
+        proc = self.worker(worker_class)
+        self.wait_done(ids)
+        proc.stop()
+        return (len(ids) - 1) / self.span(ids) * 60
+
+    def submit_latency(self, base: str, count: int) -> list[float]:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.user['access']}"}
+        body = {"project_id": self.project_id, "type": "echo", "payload": {"hello": "world"}}
+        for _ in range(20):  # warm-up: connections, caches
+            session.post(f"{base}/api/v1/jobs/run", json=body, headers=headers, timeout=10).raise_for_status()
+        times = []
+        for _ in range(count):
+            t0 = time.perf_counter()
+            session.post(f"{base}/api/v1/jobs/run", json=body, headers=headers, timeout=10).raise_for_status()
+            times.append((time.perf_counter() - t0) * 1000)
+        return times
+
+    def roundtrips(self, base: str, count: int) -> list[float]:
+        import socketio
+
+        sio = socketio.SimpleClient()
+        sio.connect(base, auth={"token": self.user["access"]}, transports=["websocket"], wait_timeout=10)
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.user['access']}"}
+        times = []
+        try:
+            ack = sio.call("join", {"project_id": self.project_id}, timeout=10)
+            assert ack.get("ok"), ack
+            for n in range(count + 1):  # the first one (untimed) waits for the worker to come up
+                t0 = time.perf_counter()
+                job_id = session.post(f"{base}/api/v1/jobs/run", headers=headers, timeout=10, json={
+                    "project_id": self.project_id, "type": "echo", "payload": {"n": n}}).json()["job_id"]
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    event, data = sio.receive(timeout=30)
+                    if event == "JOB_UPDATE" and data["job_id"] == job_id and data["status"] == "succeeded":
+                        if n:
+                            times.append((time.perf_counter() - t0) * 1000)
+                        break
+        finally:
+            sio.disconnect()
+        return times
+
+    def close(self) -> None:
+        import redis
+
+        for proc in self.procs:
+            proc.stop()
+        from workspace.extensions import db
+
+        with self.app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        with self.engine.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{self.schema}" CASCADE'))
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=self.prefix + "*", count=1000))
+        keys += list(client.scan_iter(match=f"rq:*{self.prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=1000, help="echo jobs per worker class")
+    parser.add_argument("--submits", type=int, default=1000, help="timed POST /jobs/run requests")
+    parser.add_argument("--roundtrips", type=int, default=100, help="timed submit → JOB_UPDATE succeeded")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
+    bench = Bench()
+    try:
+        for worker_class in ("fork", "simple"):
+            bare = bench.bare_rq(worker_class, args.jobs)
+            rate = bench.throughput(worker_class, args.jobs)
+            print(f"worker {worker_class:6}: {rate:8.0f} echo jobs/min ({args.jobs} jobs, one worker); "
+                  f"bare RQ no-op jobs on the same machine now: {bare:8.0f}/min")
+        web, base = start_web(bench.env, port=free_port())
+        bench.procs.append(web)
+        latency = bench.submit_latency(base, args.submits)
+        print(f"POST /jobs/run: p50 {pct(latency, 50):.2f} ms, p99 {pct(latency, 99):.2f} ms ({args.submits} requests,"
+              f" sequential, eventlet gunicorn)")
+        bench.worker("simple", burst=False)
+        trips = bench.roundtrips(base, args.roundtrips)
+        print(f"submit → JOB_UPDATE succeeded: p50 {pct(trips, 50):.1f} ms, p99 {pct(trips, 99):.1f} ms "
+              f"({len(trips)} jobs, one simple worker)")
+    finally:
+        bench.close()
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The job worker: `python -m workspace.jobs.worker` (the Procfile's `worker:` line).
+
+An RQ worker on the RQ_QUEUE queue with the scheduler (retries are scheduled with a delay) whose maintenance loop
+also runs the reaper: every JOB_REAPER_INTERVAL_SECONDS it retries jobs whose worker died (expired lease) and
+re-dispatches overdue jobs RQ lost. JOB_WORKER_CLASS picks `simple` (RQ's SimpleWorker: no fork per job, the
+production default, see README "Jobs") or `fork` (RQ's Worker: a work horse per job). The classes also work with
+`rq worker --worker-class workspace.jobs.worker.ReapingSimpleWorker`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rq import SimpleWorker, Worker
+from rq.exceptions import StopRequested
+
+log = logging.getLogger(__name__)
+
+
+class ReapingMixin:
+    """Runs the lost-job reaper with RQ's own registry maintenance."""
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        from .service import reap_lost_jobs
+        from .tasks import worker_app
+
+        try:
+            with worker_app().app_context():
+                reap_lost_jobs()
+        except StopRequested:  # RQ's SIGTERM handler raises it wherever the idle worker happens to be
+            raise
+        except Exception:  # the worker outlives a database or Redis hiccup; the next pass tries again
+            log.exception("job reaper pass failed")
+
+
+class ReapingSimpleWorker(ReapingMixin, SimpleWorker):
+    """SimpleWorker (runs jobs in its own process) + the reaper."""
+
+
+class ReapingForkWorker(ReapingMixin, Worker):
+    """RQ's forking Worker (a work horse process per job) + the reaper."""
+
+
+WORKER_CLASSES = {"simple": ReapingSimpleWorker, "fork": ReapingForkWorker}
+
+
+def build_worker(worker_class: str | None = None, name: str | None = None) -> Worker:
+    """A worker for this deployment's queue, configured from the app (call inside no context; builds the app)."""
+    from .queue import rq_queue
+    from .tasks import worker_app
+
+    app = worker_app()
+    if not app.config.get("REDIS_URL"):
+        raise SystemExit("REDIS_URL is not set: jobs run inside the web process (embedded mode), no worker needed")
+    cls = WORKER_CLASSES[worker_class or app.config["JOB_WORKER_CLASS"]]
+    interval = max(1, int(app.config["JOB_REAPER_INTERVAL_SECONDS"]))
+    with app.app_context():
+        queue = rq_queue()
+    # An idle worker blocks in BLPOP for worker_ttl - 15 s between maintenance passes; tie it to the interval.
+    return cls([queue], connection=queue.connection, name=name, maintenance_interval=interval,
+               worker_ttl=interval + 15)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m workspace.jobs.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker-class", choices=sorted(WORKER_CLASSES), help="default: JOB_WORKER_CLASS")
+    parser.add_argument("--name", help="worker name (default: RQ's random one)")
+    parser.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    parser.add_argument("--max-jobs", type=int, help="quit after this many jobs")
+    args = parser.parse_args(argv)
+    worker = build_worker(args.worker_class, args.name)
+    worker.work(with_scheduler=True, burst=args.burst, max_jobs=args.max_jobs,
+                logging_level=worker_app_log_level())
+
+
+def worker_app_log_level() -> str:
+    from .tasks import worker_app
+
+    return str(worker_app().config.get("LOG_LEVEL", "INFO")).upper()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Prometheus metrics, served at `GET /metrics` (text format, unauthenticated: keep it off the public internet).
+
+Two kinds, so that every number is right however many processes run:
+
+- Per process (prometheus-client objects, labelled `process`): what one web process serves — requests and their
+  latency by route, auth attempts, project-list cache lookups, socket events received, its open sockets. Each web
+  process is its own scrape target; sum across targets.
+- Shared, computed at scrape time by `SharedStateCollector` from the state every process shares — jobs by type and
+  status from the `jobs` table, queue depth from RQ's Redis keys, connected sockets from the realtime presence — or
+  recorded into Redis by whichever process saw them (events emitted, job attempt durations): job workers are
+  processes nobody scrapes, and RQ's forking worker runs each job in a work horse whose in-memory counters die with
+  it. Every process reports the same global value; aggregate them with `max`, not `sum`.
+
+Labels are bounded: routes are URL rules, never raw paths; event names and job types outside the known/valid set
+collapse to `other`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable
+
+import redis
+import sqlalchemy as sa
+from flask import Flask, Response, current_app, g, request
+from flask_smorest import Blueprint
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+from ..extensions import db, redis_store
+
+log = logging.getLogger(__name__)
+
+# `*_created` series double the output and no dashboard reads them.
+disable_created_metrics()
+REGISTRY = CollectorRegistry(auto_describe=True)
+for _default in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_default)
+
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+SOCKET_EVENTS = frozenset({
+    "connect", "disconnect", "join", "leave", "FILE_CHANGE", "CURSOR_UPDATE", "USER_JOIN", "USER_LEAVE",
+    "JOB_UPDATE", "MEMBERSHIP_CHANGED",
+})
+AUTH_KINDS = frozenset({"signup", "login", "refresh", "logout", "socket"})
+JOB_OUTCOMES = frozenset({"succeeded", "failed", "retrying"})
+_JOB_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+# --- per process -------------------------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter("workspace_http_requests", "HTTP requests served, by route (URL rule), method and status.",
+                        ["process", "route", "method", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram("workspace_http_request_duration_seconds",
+                         "Time from the first hook to the response, by route, method and status.",
+                         ["process", "route", "method", "status"], buckets=HTTP_BUCKETS, registry=REGISTRY)
+AUTH_ATTEMPTS = Counter("workspace_auth_attempts", "Authentication attempts by kind and outcome.",
+                        ["process", "kind", "outcome"], registry=REGISTRY)
+CACHE_LOOKUPS = Counter("workspace_project_list_cache_lookups", "Project-list cache lookups: hit or miss.",
+                        ["process", "result"], registry=REGISTRY)
+SOCKET_EVENTS_RECEIVED = Counter("workspace_socket_events_received", "Socket.IO events received from clients.",
+                                 ["process", "event"], registry=REGISTRY)
+# Collected by SharedStateCollector after its sources, so a scrape reports its own failures.
+COLLECT_ERRORS = Counter("workspace_metrics_collect_errors", "Shared-state metrics that could not be read at a scrape.",
+                         ["process", "source"], registry=None)
+
+
+def process_name() -> str:
+    return current_app.config.get("PROCESS_NAME") or "main"
+
+
+def _bounded(value: str, allowed: Iterable[str]) -> str:
+    return value if value in allowed else "other"
+
+
+def job_type_label(job_type: str) -> str:
+    return job_type if job_type and _JOB_TYPE.match(job_type) else "other"
+
+
+def auth_attempt(kind: str, ok: bool) -> None:
+    """Count one authentication attempt (`kind`: signup, login, refresh, logout, socket)."""
+    AUTH_ATTEMPTS.labels(process_name(), _bounded(kind, AUTH_KINDS), "success" if ok else "failure").inc()
+
+
+def counts_auth(kind: str):
+    """Decorate an auth view (right under `@bp.route`): success when it returns, failure when the caller is refused
+    (a 4xx, including token checks made by decorators below this one), error on a server-side failure (5xx)."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def counted(*args, **kwargs):
+            try:
+                result = view(*args, **kwargs)
+            except Exception as exc:
+                status = getattr(exc, "status", None) or getattr(exc, "code", None)
+                server_side = isinstance(status, int) and status >= 500 or not _is_refusal(exc)
+                AUTH_ATTEMPTS.labels(process_name(), _bounded(kind, AUTH_KINDS),
+                                     "error" if server_side else "failure").inc()
+                raise
+            auth_attempt(kind, True)
+            return result
+
+        return counted
+
+    return decorate
+
+
+def _is_refusal(exc: Exception) -> bool:
+    from flask_jwt_extended.exceptions import JWTExtendedException
+    from jwt import PyJWTError
+    from werkzeug.exceptions import HTTPException
+
+    from ..errors import ApiError
+
+    return isinstance(exc, ApiError | HTTPException | JWTExtendedException | PyJWTError)
+
+
+def cache_lookup(hit: bool) -> None:
+    """Count one project-list cache lookup."""
+    CACHE_LOOKUPS.labels(process_name(), "hit" if hit else "miss").inc()
+
+
+def counts_socket_event(event: str, handler):
+    """Wrap a Socket.IO event handler so each event received is counted (registration: `on_event(name, ...)`)."""
+    label = _bounded(event, SOCKET_EVENTS)
+
+    @functools.wraps(handler)
+    def counted(*args, **kwargs):
+        SOCKET_EVENTS_RECEIVED.labels(process_name(), label).inc()
+        return handler(*args, **kwargs)
+
+    return counted
+
+
+# --- shared: recorded in Redis by whichever process saw it -------------------------------------------------------
+def _shared_key(name: str) -> str:
+    return redis_store.key("metrics", name)
+
+
+def _best_effort(fn) -> None:
+    """Metrics never break the work they count: a Redis hiccup loses a sample, nothing else."""
+    try:
+        fn(redis_store.client)
+    except redis.RedisError as exc:
+        log.debug("metric not recorded: %s", exc)
+
+
+def event_emitted(event: str) -> None:
+    """Count one server → client event (from a web process or a worker alike)."""
+    name = _bounded(event, SOCKET_EVENTS)
+    _best_effort(lambda r: r.hincrby(_shared_key("events_emitted"), name, 1))
+
+
+def job_changed(job) -> None:
+    """A job's committed state change: an attempt that ended (succeeded, retrying, failed) is recorded with how long
+    it ran (from its claim to this change; for a lost attempt, until the reaper declared it lost)."""
+    outcome = str(getattr(job.status, "value", job.status))
+    if outcome not in JOB_OUTCOMES or job.started_at is None:
+        return
+    ended = job.finished_at or job.updated_at
+    job_finished(job.type, outcome, (ended - job.started_at).total_seconds() if ended else 0.0)
+
+
+def job_finished(job_type: str, outcome: str, seconds: float) -> None:
+    """Record one job attempt's end (`outcome`: succeeded, failed, or retrying when another attempt follows)."""
+    labels = f"{job_type_label(job_type)}|{_bounded(outcome, JOB_OUTCOMES)}"
+    bucket = next((i for i, bound in enumerate(JOB_BUCKETS) if seconds <= bound), len(JOB_BUCKETS))
+
+    def record(r) -> None:
+        pipe = r.pipeline(transaction=False)
+        key = _shared_key("job_duration")
+        pipe.hincrby(key, f"{labels}|b{bucket}", 1)
+        pipe.hincrby(key, f"{labels}|count", 1)
+        pipe.hincrbyfloat(key, f"{labels}|sum", max(seconds, 0.0))
+        pipe.execute()
+
+    _best_effort(record)
+
+
+class SharedStateCollector(Collector):
+    """Global values read at scrape time from the database and Redis of the app serving the scrape."""
+
+    def describe(self):
+        return []  # computed per scrape; nothing to check at registration
+
+    def collect(self):
+        for source, producer in (("events", self._events), ("job_durations", self._job_durations),
+                                 ("jobs", self._jobs), ("queue", self._queue), ("sockets", self._sockets)):
+            try:
+                yield from producer()
+            except (redis.RedisError, sa.exc.SQLAlchemyError) as exc:
+                db.session.rollback()
+                COLLECT_ERRORS.labels(process_name(), source).inc()
+                log.warning("metrics source %s unavailable: %s", source, exc)
+        yield from COLLECT_ERRORS.collect()
+
+    def _events(self):
+        family = CounterMetricFamily("workspace_events_emitted", "Server → client Socket.IO events emitted, by "
+                                     "event, from every process and worker (global).", labels=["event"])
+        for event, count in sorted(redis_store.client.hgetall(_shared_key("events_emitted")).items()):
+            family.add_metric([event], float(count))
+        yield family
+
+    def _job_durations(self):
+        raw = redis_store.client.hgetall(_shared_key("job_duration"))
+        series: dict[tuple[str, str], dict[str, float]] = {}
+        for field, value in raw.items():
+            job_type, outcome, part = field.split("|", 2)
+            series.setdefault((job_type, outcome), {})[part] = float(value)
+        family = HistogramMetricFamily("workspace_job_duration_seconds", "Duration of job attempts by type and "
+                                       "outcome (global, recorded by the workers).", labels=["type", "outcome"])
+        for (job_type, outcome), parts in sorted(series.items()):
+            cumulative, buckets = 0.0, []
+            for i, bound in enumerate((*JOB_BUCKETS, math.inf)):
+                cumulative += parts.get(f"b{i}", 0.0)
+                buckets.append(("+Inf" if bound == math.inf else str(bound), cumulative))
+            family.add_metric([job_type, outcome], buckets, parts.get("sum", 0.0))
+        yield family
+
+    def _jobs(self):
+        from ..models import Job
+
+        family = GaugeMetricFamily("workspace_jobs", "Jobs in the database by type and status (global).",
+                                   labels=["type", "status"])
+        rows = db.session.execute(sa.select(Job.type, Job.status, sa.func.count()).group_by(Job.type, Job.status))
+        totals: dict[tuple[str, str], int] = {}
+        for job_type, status, count in rows:
+            key = (job_type_label(job_type), str(getattr(status, "value", status)))
+            totals[key] = totals.get(key, 0) + count
+        for (job_type, status), count in sorted(totals.items()):
+            family.add_metric([job_type, status], count)
+        yield family
+
+    def _queue(self):
+        if not current_app.config.get("REDIS_URL"):
+            return  # embedded mode: jobs run inside the web process, there is no queue
+        from ..jobs.queue import rq_queue
+
+        queue = rq_queue()
+        family = GaugeMetricFamily("workspace_queue_jobs", "RQ jobs by state: queued (waiting for a worker), "
+                                   "started, scheduled (waiting for a retry's delay), deferred, failed (global).",
+                                   labels=["queue", "state"])
+        family.add_metric([queue.name, "queued"], queue.count)
+        for state, registry in (("started", queue.started_job_registry), ("scheduled", queue.scheduled_job_registry),
+                                ("deferred", queue.deferred_job_registry), ("failed", queue.failed_job_registry)):
+            family.add_metric([queue.name, state], registry.get_job_count(cleanup=False))
+        yield family
+
+    def _sockets(self):
+        local = GaugeMetricFamily("workspace_socket_connections", "Authenticated Socket.IO connections open on "
+                                  "this process.", labels=["process"])
+        runtime = current_app.extensions.get("realtime")
+        local.add_metric([process_name()], len(runtime.connections) if runtime is not None else 0)
+        yield local
+        joined = GaugeMetricFamily("workspace_sockets_in_projects", "Sockets joined to project rooms on every live "
+                                   "web process, from the shared presence (global).")
+        joined.add_metric([], _joined_sockets())
+        yield joined
+
+
+def _joined_sockets() -> int:
+    """Presence entries of live processes. Presence (workspace/realtime/presence.py) keeps, per process, the set of
+    projects it has sockets in and, per project, a hash of `<proc>|<sid>` fields: count the live processes' fields."""
+    from ..realtime import presence
+
+    client = redis_store.client
+    procs = client.hkeys(presence._procs_key())
+    if not procs:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for proc in procs:
+        pipe.exists(presence._alive_key(proc))
+        pipe.smembers(presence._projects_key(proc))
+    answers = pipe.execute()
+    live = {proc: projects for proc, up, projects in zip(procs, answers[::2], answers[1::2], strict=True) if up}
+    projects = sorted({int(p) for ps in live.values() for p in ps})
+    pipe = client.pipeline(transaction=False)
+    for project_id in projects:
+        pipe.hkeys(presence._presence_key(project_id))
+    return sum(1 for fields in pipe.execute() for name in fields if presence.split_field(name)[0] in live)
+
+
+REGISTRY.register(SharedStateCollector())
+
+# --- HTTP -------------------------------------------------------------------------------------------------------
+bp = Blueprint("metrics", __name__, description="Prometheus metrics for operators.")
+
+
+@bp.route("/metrics", methods=["GET"])
+@bp.doc(security=[], summary="Prometheus metrics (text exposition format)", responses={"200": {
+    "description": "Prometheus text format. Unauthenticated: expose it to the scraper only (the proxy refuses it "
+                   "from outside the private networks).",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}})
+def metrics_view():
+    """Every metric of this process plus the global ones read from the database and Redis."""
+    # The classic text format (0.0.4), which every Prometheus version and scraper reads.
+    return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def _observe_request(response: Response) -> Response:
+    from .logging import route_label
+
+    started = g.get("request_started")
+    labels = (process_name(), route_label(), request.method, str(response.status_code))
+    HTTP_REQUESTS.labels(*labels).inc()
+    if started is not None:
+        HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_observe_request)

@@ -1,0 +1,83 @@
+"""Redis cache of each user's `GET /projects/` pages, never stale after a write returns, from any process.
+
+Keys (all under the configured prefix):
+- `projects:gen:<user_id>`: the user's list generation, INCRemented after every committed change that affects the
+  user's list (create, update, delete, membership added/removed/role changed).
+- `projects:list:<user_id>:<page>:<per_page>`: `"<generation>|<response JSON>"`, with a TTL.
+
+A read is ONE round trip: `MGET gen page`. The page counts only when its generation equals the current one. On a
+miss the reader computes the page and stores it tagged with the generation it read BEFORE querying the database;
+if a write committed and bumped the generation meanwhile, the stored page carries the old tag and no reader will
+ever accept it. The writer bumps after its commit, so once the write has returned every reader sees the new
+generation. The generation key outlives every page (a long TTL refreshed on each bump), so an expired counter can
+never make an old page look current again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import redis
+from flask import current_app
+
+from ..extensions import redis_store
+
+log = logging.getLogger(__name__)
+# Far longer than any page TTL: a page tagged with an earlier life of the counter has long expired.
+MIN_GENERATION_TTL_SECONDS = 7 * 86400
+
+
+def _gen_key(user_id: int) -> str:
+    return redis_store.key("projects", "gen", user_id)
+
+
+def _page_key(user_id: int, page: int, per_page: int) -> str:
+    return redis_store.key("projects", "list", user_id, page, per_page)
+
+
+def enabled() -> bool:
+    return current_app.config["PROJECT_LIST_CACHE_SECONDS"] > 0
+
+
+def lookup(user_id: int, page: int, per_page: int) -> tuple[str, str | None]:
+    """(generation, cached JSON or None). Redis errors count as a miss, the generation as unknown ("")."""
+    try:
+        gen, entry = redis_store.client.mget(_gen_key(user_id), _page_key(user_id, page, per_page))
+    except redis.RedisError as exc:
+        log.warning("project list cache unreachable: %s", exc)
+        return "", None
+    gen = gen or "0"
+    if entry:
+        tag, _, body = entry.partition("|")
+        if tag == gen:
+            return gen, body
+    return gen, None
+
+
+def store(user_id: int, page: int, per_page: int, generation: str, body: str) -> None:
+    """Cache `body` under the generation read before it was computed (skipped when that is unknown)."""
+    if not generation:
+        return
+    try:
+        redis_store.client.set(_page_key(user_id, page, per_page), f"{generation}|{body}",
+                               ex=current_app.config["PROJECT_LIST_CACHE_SECONDS"])
+    except redis.RedisError as exc:
+        log.warning("project list cache unreachable: %s", exc)
+
+
+def invalidate(user_ids: Iterable[int]) -> None:
+    """Bump the generation of every user whose list a committed change affected. Call AFTER the commit."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    ttl = max(MIN_GENERATION_TTL_SECONDS, 2 * current_app.config["PROJECT_LIST_CACHE_SECONDS"])
+    try:
+        with redis_store.client.pipeline(transaction=False) as pipe:
+            for user_id in ids:
+                pipe.incr(_gen_key(user_id))
+                pipe.expire(_gen_key(user_id), ttl)
+            pipe.execute()
+    except redis.RedisError:
+        # The change is committed; nothing can undo it. The pages expire after PROJECT_LIST_CACHE_SECONDS.
+        log.exception("could not invalidate the project list cache of users %s", ids)

@@ -1,0 +1,143 @@
+// The Socket.IO connection (the vendored socket.io-client, global `io`): its state for the header, a promise
+// wrapper around acknowledged events, and a fresh access token on every (re)connect.
+
+import { ApiError } from "./http.js";
+import * as session from "./session.js";
+
+const ACK_TIMEOUT_MS = 10_000;
+// Refusal codes (err.data.code of connect_error) that retrying with the same credentials cannot fix.
+const AUTH_REFUSALS = new Set(["token_missing", "token_expired", "token_revoked", "invalid_token",
+  "wrong_token_type", "unauthorized"]);
+let socket = null;
+let state = "offline";
+let detail = "";
+const stateListeners = new Set();
+const connectListeners = new Set();
+const handlers = new Map(); // event -> Set(fn), kept across sockets
+
+export const currentState = () => ({ state, detail });
+
+/** `fn(state, detail)`: "offline" | "connecting" | "connected" | "reconnecting" | "disconnected". */
+export function onState(fn) {
+  stateListeners.add(fn);
+  fn(state, detail);
+}
+
+/** `fn()` after every successful connect (the first and each reconnect): rooms must be joined again. */
+export function onConnect(fn) {
+  connectListeners.add(fn);
+}
+
+export function on(event, fn) {
+  if (!handlers.has(event)) handlers.set(event, new Set());
+  handlers.get(event).add(fn);
+  if (socket) socket.on(event, fn);
+}
+
+function setState(next, text = "") {
+  state = next;
+  detail = text;
+  for (const fn of stateListeners) fn(state, detail);
+}
+
+export function connect() {
+  if (socket) return;
+  setState("connecting");
+  socket = window.io({
+    path: "/socket.io",
+    // A function, so every reconnect presents the newest access token rather than the one we started with.
+    auth: (cb) => cb({ token: session.accessToken() }),
+    transports: ["websocket", "polling"],
+    tryAllTransports: true,
+    reconnectionDelay: 500,
+    reconnectionDelayMax: 5000,
+  });
+  for (const [event, fns] of handlers) for (const fn of fns) socket.on(event, fn);
+  let refreshedForRefusal = false;
+  let refusals = 0; // consecutive transient refusals, for the backoff of our own retries
+  let retryTimer = null;
+
+  socket.on("connect", () => {
+    refreshedForRefusal = false;
+    refusals = 0;
+    setState("connected");
+    for (const fn of connectListeners) fn();
+  });
+  socket.on("disconnect", (reason) => {
+    if (reason === "io client disconnect") setState("disconnected", "");
+    else if (reason === "io server disconnect") setState("disconnected", "The server closed the connection.");
+    else setState("reconnecting", reason);
+  });
+  socket.io.on("reconnect_attempt", (n) => setState("reconnecting", `attempt ${n}`));
+  socket.on("connect_error", async (err) => {
+    if (socket.active) {
+      // A transport failure: the client retries by itself with backoff.
+      setState("reconnecting", err.message);
+      return;
+    }
+    // The server refused the handshake; socket.io-client does not retry those by itself.
+    const code = err.data && err.data.code;
+    const current = socket;
+    if (code === "token_expired" && !refreshedForRefusal && session.current()) {
+      refreshedForRefusal = true;
+      try {
+        await session.refresh();
+        if (socket === current) socket.connect();
+        return;
+      } catch {
+        // falls through to the refusal message
+      }
+    }
+    if (code && !AUTH_REFUSALS.has(code)) {
+      // Not about who we are (a process shutting down, say): retry with backoff, as the client would on its own.
+      refusals += 1;
+      setState("reconnecting", err.message);
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => socket === current && !current.connected && current.connect(),
+        Math.min(5000, 250 * 2 ** refusals) * (0.75 + Math.random() / 2));
+      return;
+    }
+    setState("disconnected", `Connection refused: ${err.message}`);
+  });
+}
+
+export function reconnect() {
+  if (socket && !socket.connected) {
+    setState("connecting");
+    socket.connect();
+  }
+}
+
+export function disconnect() {
+  if (!socket) return;
+  socket.disconnect();
+  socket = null;
+  setState("offline");
+}
+
+/** Emit an acknowledged event; resolves to the ack, rejects with an ApiError for `{ok: false}` or a timeout. */
+export function request(event, payload, timeout = ACK_TIMEOUT_MS) {
+  return new Promise((resolve, reject) => {
+    if (!socket || !socket.connected) {
+      reject(new ApiError("Not connected to the live server; it is sent again once the connection is back.",
+        { code: "not_connected" }));
+      return;
+    }
+    socket.timeout(timeout).emit(event, payload, (err, ack) => {
+      if (err) {
+        reject(new ApiError(`The server did not answer ${event} in time.`, { code: "timeout" }));
+      } else if (!ack || ack.ok === false) {
+        const error = (ack && ack.error) || {};
+        reject(new ApiError(error.message || `${event} failed.`,
+          { code: error.code || "error", details: { ...(error.details || {}), ...(ack || {}) } }));
+      } else {
+        resolve(ack);
+      }
+    });
+  });
+}
+
+/** Fire-and-forget (cursor moves: best effort by contract, a lost one is replaced by the next). */
+export function emit(event, payload) {
+  if (socket && socket.connected) socket.emit(event, payload);
+}
