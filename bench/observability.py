@@ -16,6 +16,7 @@ import time
 import uuid
 
 import sqlalchemy as sa
+from sandbox import drop_sandbox
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 os.environ.setdefault("APP_ENV", "testing")
@@ -102,15 +103,7 @@ def main() -> None:
     finally:
         sys.stderr = real_stderr
         logging.getLogger().handlers.clear()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-        import redis
-
-        r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            r.delete(*keys)
+        drop_sandbox(admin, schema, REDIS_URL, prefix)
 
     print(f"GET /healthz, in-process, {REQUESTS} requests each:")
     print(f"  with request id + JSON access log + metrics: {with_hooks:7.1f} µs/request")

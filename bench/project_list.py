@@ -23,9 +23,9 @@ import sys
 import uuid
 from pathlib import Path
 
-import redis
 import requests
 import sqlalchemy as sa
+from sandbox import drop_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -145,13 +145,7 @@ def main() -> None:
     finally:
         if proc is not None:
             proc.stop()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+        drop_sandbox(admin, schema, REDIS_URL, prefix)
 
     print(f"\none {options.async_mode} web process, wrk -t1 -c{c} -d{s}s; user with {MEMBERSHIPS:,} memberships "
           f"among {PROJECTS:,} projects; page of 20\n")

@@ -23,9 +23,9 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
 import requests
 import sqlalchemy as sa
+from sandbox import drop_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -200,13 +200,7 @@ def main() -> None:
                         print(json.dumps(rows[-1][:4] + (result, ratio)), flush=True)
         cap = None if "capacity" in skip else capacity(env, setup, idle_k)
     finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+        drop_sandbox(engine, schema, REDIS_URL, prefix)
 
     print(f"\nfd limit {fd_limit}; {count} cursor / {args.file_count or count} file events per run; "
           f"load average at the end: {os.getloadavg()}")
