@@ -41,9 +41,7 @@ class TokenPairOut(BaseSchema):
     expires_in = fields.Integer(required=True, metadata={"description": "Access token lifetime in seconds."})
 
 
-class SignupOut(BaseSchema):
+class SignupOut(TokenPairOut):
+    """The new account and its first token pair."""
+
     user = fields.Nested(UserOut, required=True)
-    access_token = fields.String(required=True)
-    refresh_token = fields.String(required=True)
-    token_type = fields.String()
-    expires_in = fields.Integer()
