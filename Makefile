@@ -1,12 +1,12 @@
 # The two commands: `make run` serves everything on http://localhost:8000; `make test` passes the suite.
-# Both install what they need first (a virtualenv in .venv, Node packages in node_modules).
+# Both install what they need first (a virtualenv in .venv, Node packages in js/node_modules).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
-NODE_STAMP := node_modules/.installed
+NODE_STAMP := js/node_modules/.installed
 export PORT ?= 8000
 
 .PHONY: run test lint bench bench-projects bench-realtime bench-jobs bench-observability install install-dev clean migrate
@@ -48,9 +48,9 @@ $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(NODE_STAMP): package.json
-	npm install --no-audit --no-fund --loglevel=error
+$(NODE_STAMP): js/package.json js/package-lock.json
+	npm --prefix js ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .coverage htmlcov
+	rm -rf $(VENV) js/node_modules .pytest_cache .coverage htmlcov

@@ -6,8 +6,8 @@ Redis queue) side by side with a minimal Node socket.io server, driven by the sa
 
 Fan-out: one room of N receivers (100, 500) + one sender; COUNT small CURSOR_UPDATEs (throttle raised for the run),
 then separately FILE_CHANGEs (persisted by ours, only relayed by Node); delivered messages/s, p50/p99 latency
-(bench/fanout.js; clients offer permessage-deflate as browsers do). Capacity: K idle clients on one eventlet process
-(bench/idle.js) and the worker's RSS growth per connection. Everything is bounded (timeouts on every run), binds
+(js/bench/fanout.js; clients offer permessage-deflate as browsers do). Capacity: K idle clients on one eventlet process
+(js/bench/idle.js) and the worker's RSS growth per connection. Everything is bounded (timeouts on every run), binds
 127.0.0.1 only, raises the fd limit for itself and its children, and drops its schema and Redis keys at the end.
 """
 
@@ -79,7 +79,7 @@ def prepare(url: str, env: dict[str, str]) -> dict:
 
 def node_reference() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen(["node", str(ROOT / "bench" / "node_reference_server.js"), str(port)], cwd=ROOT,
+    proc = subprocess.Popen(["node", str(ROOT / "js" / "bench" / "node_reference_server.js"), str(port)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     proc.stdout.readline()  # {"listening": port}
     return proc, f"http://127.0.0.1:{port}"
@@ -89,7 +89,7 @@ def fanout(urls: list[str], setup: dict, n: int, count: int, event: str, timeout
     config = {"urls": urls, "senderToken": setup["sender"], "receiverToken": setup["receiver"],
               "projectId": setup["project_id"], "n": n, "count": count, "event": event, "window": 32,
               "timeoutMs": timeout_s * 1000}
-    done = subprocess.run(["node", str(ROOT / "bench" / "fanout.js"), json.dumps(config)], cwd=ROOT,
+    done = subprocess.run(["node", str(ROOT / "js" / "bench" / "fanout.js"), json.dumps(config)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout_s + 120)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": done.stderr[-500:] or done.stdout[-500:]}
@@ -114,7 +114,7 @@ def capacity(env: dict, setup: dict, k: int) -> dict:
     try:
         pid = worker_pid(proc.pid)
         before = rss_kib(pid)
-        idle = subprocess.Popen(["node", str(ROOT / "bench" / "idle.js"), base, setup["receiver"]], cwd=ROOT,
+        idle = subprocess.Popen(["node", str(ROOT / "js" / "bench" / "idle.js"), base, setup["receiver"]], cwd=ROOT,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
         def open_more(count: int) -> dict:

@@ -1,4 +1,4 @@
-"""Socket.IO clients for the live realtime tests: the npm socket.io-client (driven through tests/js/agent.js) and
+"""Socket.IO clients for the live realtime tests: the npm socket.io-client (driven through js/clients/agent.js) and
 python-socketio's client, behind one small interface whose waits are all on events with timeouts."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import socketio
 
 from processes import ROOT
 
-AGENT = ROOT / "tests" / "js" / "agent.js"
+AGENT = ROOT / "js" / "clients" / "agent.js"
 TIMEOUT = 15.0
 
 

@@ -1,7 +1,7 @@
 """The web client in a real browser: two users in two headless Chromium contexts against one live gunicorn process
-and a job worker (tests/e2e/two_users.mjs drives the page; this test starts the servers and checks what it saw).
+and a job worker (js/e2e/two_users.mjs drives the page; this test starts the servers and checks what it saw).
 
-Needs Debian's /usr/bin/chromium, node and node_modules/playwright-core. Missing ones skip the test on a developer's
+Needs Debian's /usr/bin/chromium, node and js/node_modules/playwright-core. Missing ones skip the test on a developer's
 machine but FAIL it in CI (CI=true), where .ci/run installs chromium: the browser test must never vanish silently.
 Screenshots land in tests/artifacts/screenshots/ (two-users.png is the one the README shows, copied to docs/).
 """
@@ -22,14 +22,14 @@ import pytest
 from processes import ROOT, start, start_web
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCRIPT = ROOT / "tests" / "e2e" / "two_users.mjs"
+SCRIPT = ROOT / "js" / "e2e" / "two_users.mjs"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WORKER = [sys.executable, "-m", "workspace.jobs.worker"]
 
 
 def require_browser() -> None:
     needs = {"/usr/bin/chromium": CHROMIUM.exists(), "node": shutil.which("node") is not None,
-             "node_modules/playwright-core": (ROOT / "node_modules" / "playwright-core").is_dir()}
+             "js/node_modules/playwright-core": (ROOT / "js" / "node_modules" / "playwright-core").is_dir()}
     missing = [name for name, present in needs.items() if not present]
     if not missing:
         return

@@ -74,7 +74,7 @@ def test_the_vendored_client_is_the_pinned_version(web):
     response = web.get(f"/app/static/vendor/socket.io-client-{SOCKETIO_CLIENT_VERSION}/socket.io.min.js")
     assert response.status_code == 200
     assert response.data.startswith(f"/*!\n * Socket.IO v{SOCKETIO_CLIENT_VERSION}".encode())
-    pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]["socket.io-client"]
+    pinned = json.loads((ROOT / "js" / "package.json").read_text())["dependencies"]["socket.io-client"]
     assert pinned == SOCKETIO_CLIENT_VERSION
 
 
