@@ -16,21 +16,15 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from services import PG_URL, REDIS_URL, schema_url
 from workspace import create_app
 from workspace.extensions import db
 
 # Fixtures of the in-process socket tests (sio_app, sio_connect, sio_team...) for the tests/test_realtime_*.py files.
 pytest_plugins = ["realtime_inprocess"]
 
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 os.environ["APP_ENV"] = "testing"
 TABLES = ["job_artifacts", "jobs", "project_files", "memberships", "projects", "users"]
-
-
-def schema_url(base: str, schema: str) -> str:
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="session")
@@ -153,10 +147,6 @@ def make_user(app):
             )
 
     return factory
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

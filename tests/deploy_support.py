@@ -11,8 +11,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from conftest import PG_URL, schema_url
 from processes import BIN
+from services import PG_URL, schema_url
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from flask_jwt_extended import create_access_token
 
-from conftest import bearer
+from services import bearer
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"

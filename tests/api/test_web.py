@@ -12,7 +12,7 @@ import pytest
 from workspace.security_headers import RELAXED_CSP
 from workspace.web import SOCKETIO_CLIENT_VERSION, STATIC
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
