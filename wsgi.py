@@ -16,6 +16,9 @@ if ASYNC_MODE == "eventlet":
     from psycogreen.eventlet import patch_psycopg
 
     patch_psycopg()
+    from workspace.realtime import eventlet_websocket
+
+    eventlet_websocket.install()  # C-speed unmasking and a cap on fragmented messages (see the module)
 elif ASYNC_MODE == "gevent":
     from gevent import monkey
 
