@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import requests
 import websocket
+
 from processes import start_web
 
 LIMIT = 64 * 1024

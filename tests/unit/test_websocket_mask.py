@@ -13,7 +13,6 @@ from workspace.realtime import eventlet_websocket
 from workspace.realtime.eventlet_websocket import apply_mask
 
 
-
 def reference(data, mask, length=None, offset=0):
     """RFC 6455 section 5.3, byte by byte: what eventlet's own `_apply_mask` computes."""
     length = len(data) if length is None else length
