@@ -20,6 +20,7 @@ from . import (
 )
 from .errors import ApiError, register_error_handlers
 from .extensions import api, cors, db, jwt, limiter, migrate, redis_store
+from .projects import cache as project_list_cache
 
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
@@ -52,6 +53,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     security_headers.init_app(app)
     app.before_request(_require_json_body)
+    project_list_cache.init_app(app)  # before realtime: caches are fresh when clients are told of a change
     realtime.init_app(app)  # Flask-SocketIO, its message queue and the socket event handlers
     observability.wrap_wsgi(app)  # last, outermost: raw `wsgi.errors` writes become JSON log lines
     return app

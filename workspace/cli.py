@@ -18,9 +18,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
+from .auth import service as auth
 from .errors import ApiError
 from .extensions import db
-from .models import Membership, Project, Role, User
+from .jobs import service as jobs
+from .models import Membership, Project, User, utcnow
+from .projects import members
 
 users_cli = AppGroup("users", help="Accounts.")
 projects_cli = AppGroup("projects", help="Projects and their members.")
@@ -39,14 +42,12 @@ def _fail(message: str) -> None:
 @click.password_option(help="Prompted for (twice) when not given; from stdin when not a terminal.")
 def create_user(email: str, name: str | None, password: str) -> None:
     """Create an account (as signup does, without a token)."""
-    from .auth import service
-
     if len(password) < MIN_PASSWORD:
         _fail(f"The password needs at least {MIN_PASSWORD} characters.")
     if "@" not in email:
         _fail("That is not an email address.")
     try:
-        user = service.signup(email, password, name)
+        user = auth.signup(email, password, name)
     except ApiError as exc:
         _fail(exc.message)
     click.echo(f"Created user {user.id} <{user.email}>.")
@@ -76,34 +77,16 @@ def list_users(search: str | None, limit: int) -> None:
 @click.argument("email")
 def promote_owner(project_id: int, email: str) -> None:
     """Make the user with EMAIL an owner of the project (adding them if they are not a member)."""
-    from .auth.service import find_user_by_email
-    from .realtime import broadcast
-
     project = db.session.get(Project, project_id)
     if project is None:
         _fail(f"No project {project_id}.")
-    user = find_user_by_email(email)
+    user = auth.find_user_by_email(email)
     if user is None:
         _fail(f"No user with email {email}.")
-    membership = db.session.get(Membership, (project_id, user.id))
-    if membership is not None and membership.role == Role.OWNER:
+    if not members.make_owner(project_id, user.id):
         click.echo(f"{user.email} already owns project {project_id}.")
         return
-    if membership is None:
-        db.session.add(Membership(project_id=project_id, user_id=user.id, role=Role.OWNER))
-    else:
-        membership.role = Role.OWNER
-    db.session.commit()
-    _forget_cached_lists([user.id])
-    broadcast.membership_changed(project_id, user.id, Role.OWNER.value)
     click.echo(f"{user.email} now owns project {project_id} ({project.name}).")
-
-
-def _forget_cached_lists(user_ids: list[int]) -> None:
-    """The project-list cache of these users is stale after a membership change."""
-    from .projects import cache
-
-    cache.invalidate(user_ids)
 
 
 @jobs_cli.command("requeue-failed")
@@ -113,20 +96,15 @@ def _forget_cached_lists(user_ids: list[int]) -> None:
 @click.option("--job", "job_ids", type=int, multiple=True, help="Only this job (repeatable).")
 def requeue_failed(project_id: int | None, since_hours: float | None, job_ids: tuple[int, ...]) -> None:
     """Give failed jobs a fresh set of attempts and put them back on the queue."""
-    from .jobs import service
-    from .models import utcnow
-
     since = utcnow() - timedelta(hours=since_hours) if since_hours else None
-    count = service.requeue_failed_jobs(project_id=project_id, since=since, job_ids=list(job_ids) or None)
+    count = jobs.requeue_failed_jobs(project_id=project_id, since=since, job_ids=list(job_ids) or None)
     click.echo(f"Re-enqueued {count} failed job(s).")
 
 
 @jobs_cli.command("purge-idempotency-keys")
 def purge_idempotency_keys() -> None:
     """Forget Idempotency-Keys past their retention, so the same key may start a new job."""
-    from .jobs import service
-
-    count = service.purge_expired_idempotency_keys()
+    count = jobs.purge_expired_idempotency_keys()
     click.echo(f"Purged {count} expired idempotency key(s).")
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from teams import create_project, invite
 
+from workspace import events
 from workspace.extensions import db
 from workspace.jobs.service import IDEMPOTENCY_TTL
 from workspace.models import Job, JobStatus, Membership, Role, User, utcnow
@@ -59,8 +60,16 @@ def test_promote_makes_a_member_or_a_stranger_an_owner(app, make_user):
     # The collaborator's cached list must not keep saying "collaborator" after the promotion.
     assert client.get("/api/v1/projects/", headers=collaborator.headers).json["items"][0]["role"] == "collaborator"
 
-    result = invoke(app, "projects", "promote", str(project_id), collaborator.email)
+    announced = []
+
+    def changed(sender, **kwargs):
+        announced.append(kwargs)
+
+    with events.membership_changed.connected_to(changed, sender=app):
+        result = invoke(app, "projects", "promote", str(project_id), collaborator.email)
     assert result.exit_code == 0, result.output
+    # The same event the API sends: the user's sockets hear MEMBERSHIP_CHANGED, the list cache forgets them.
+    assert announced == [{"project_id": project_id, "user_id": collaborator.id, "role": "owner"}]
     assert client.get("/api/v1/projects/", headers=collaborator.headers).json["items"][0]["role"] == "owner"
     assert invoke(app, "projects", "promote", str(project_id), stranger.email).exit_code == 0
     with app.app_context():

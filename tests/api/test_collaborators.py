@@ -7,20 +7,19 @@ import threading
 import pytest
 from teams import PROJECTS, create_project, make_team, project_url
 
-from workspace.realtime import broadcast
+from workspace import events
 
 
 @pytest.fixture
-def membership_events(monkeypatch):
+def membership_events():
+    """(project_id, user_id, role) of every membership change announced."""
     calls = []
-    original = broadcast.membership_changed
 
-    def spy(project_id, user_id, role):
+    def changed(app, *, project_id, user_id, role):
         calls.append((project_id, user_id, role))
-        return original(project_id, user_id, role)
 
-    monkeypatch.setattr(broadcast, "membership_changed", spy)
-    return calls
+    with events.membership_changed.connected_to(changed):
+        yield calls
 
 
 @pytest.fixture

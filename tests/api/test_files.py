@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from teams import make_team, project_url
 
+from workspace import events
 from workspace.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, ValidationFailed
 from workspace.files import service
-from workspace.realtime import broadcast
 
 
 @pytest.fixture
@@ -22,16 +22,18 @@ def team(client, make_user):
 
 
 @pytest.fixture
-def file_events(monkeypatch):
+def file_events():
+    """The file events the service announces, in order (a deletion marked `deleted`)."""
     calls = []
-    original = broadcast.file_changed
 
-    def spy(project_id, **kwargs):
-        calls.append({"project_id": project_id, **kwargs})
-        return original(project_id, **kwargs)
+    def saved(app, **kwargs):
+        calls.append(kwargs)
 
-    monkeypatch.setattr(broadcast, "file_changed", spy)
-    return calls
+    def deleted(app, **kwargs):
+        calls.append({**kwargs, "deleted": True})
+
+    with events.file_saved.connected_to(saved), events.file_deleted.connected_to(deleted):
+        yield calls
 
 
 def put(client, team, path, user=None, **body):

@@ -6,25 +6,25 @@ import pytest
 import sqlalchemy as sa
 from teams import PROJECTS, create_project, invite, make_team, project_url
 
+from workspace import events as domain_events
 from workspace.extensions import db
 from workspace.models import Membership, Project, Role
 
 
 @pytest.fixture
-def events(monkeypatch):
-    """Records the realtime hooks the project services call (and still runs them)."""
-    from workspace.realtime import broadcast
-
+def events():
+    """The membership and deletion events the project services announce, as (name, *arguments)."""
     calls = []
-    for name in ("membership_changed", "project_deleted"):
-        original = getattr(broadcast, name)
 
-        def spy(*args, _name=name, _original=original, **kwargs):
-            calls.append((_name, *args))
-            return _original(*args, **kwargs)
+    def membership_changed(app, *, project_id, user_id, role):
+        calls.append(("membership_changed", project_id, user_id, role))
 
-        monkeypatch.setattr(broadcast, name, spy)
-    return calls
+    def project_deleted(app, *, project_id, member_ids):
+        calls.append(("project_deleted", project_id, member_ids))
+
+    with (domain_events.membership_changed.connected_to(membership_changed),
+          domain_events.project_deleted.connected_to(project_deleted)):
+        yield calls
 
 
 def test_create_makes_the_caller_owner(client, make_user, events):

@@ -18,11 +18,11 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .. import events
 from ..errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
 from ..extensions import db
 from ..models import ProjectFile, utcnow
 from ..policy import Action, authorize
-from ..realtime import broadcast
 from .paths import validate_path
 
 # A write without base_version retries this often when a concurrent delete/create keeps moving the row.
@@ -65,7 +65,7 @@ def get_file(project_id: int, user_id: int, path: str) -> ProjectFile:
 
 def save_file(project_id: int, user: dict, path: str, content: str, base_version: int | None = None,
               skip_sid: str | None = None) -> SavedFile:
-    """Create or replace a file (see the module doc for `base_version`), commit, then broadcast FILE_CHANGE."""
+    """Create or replace a file (see the module doc for `base_version`), commit, then announce `file_saved`."""
     authorize(project_id, user["id"], Action.EDIT)
     validate_path(path)
     size = _checked_size(content)
@@ -75,13 +75,13 @@ def save_file(project_id: int, user: dict, path: str, content: str, base_version
     values = {"content": content, "size": size, "updated_by": user["id"], "updated_at": utcnow()}
     saved = _write(project_id, path, values, base_version)
     db.session.commit()
-    broadcast.file_changed(project_id, path=path, version=saved.version, user=user, content=content,
-                           skip_sid=skip_sid)
+    events.announce(events.file_saved, project_id=project_id, path=path, version=saved.version, content=content,
+                    user=user, skip_sid=skip_sid)
     return saved
 
 
 def delete_file(project_id: int, user: dict, path: str, skip_sid: str | None = None) -> None:
-    """Delete a file, commit, then broadcast FILE_CHANGE with `deleted: true` and the last version."""
+    """Delete a file, commit, then announce `file_deleted` with the last version."""
     authorize(project_id, user["id"], Action.EDIT)
     validate_path(path)
     version = db.session.scalar(
@@ -92,7 +92,8 @@ def delete_file(project_id: int, user: dict, path: str, skip_sid: str | None = N
         db.session.rollback()
         raise NotFound("File not found.", code="file_not_found", details={"path": path[:600]})
     db.session.commit()
-    broadcast.file_changed(project_id, path=path, version=version, user=user, deleted=True, skip_sid=skip_sid)
+    events.announce(events.file_deleted, project_id=project_id, path=path, version=version, user=user,
+                    skip_sid=skip_sid)
 
 
 def file_stats(project_id: int) -> FileStats:

@@ -2,7 +2,7 @@
 
 The row is the source of truth: queued → running → (retrying → running)* → succeeded | failed. A transition only
 applies when the row is still in the state (and at the attempt) its caller saw, so a re-delivered or duplicated
-attempt never applies twice. Every applied transition is broadcast as JOB_UPDATE.
+attempt never applies twice. Every applied transition is announced as `events.job_updated`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from .. import events
 from ..errors import Conflict, NotFound, ServiceUnavailable
 from ..extensions import db
 from ..models import Job, JobArtifact, JobStatus, utcnow
-from ..observability import metrics
 from ..policy import Action, authorize
-from ..realtime import broadcast
 from . import queue, types
 
 log = logging.getLogger(__name__)
@@ -126,10 +125,10 @@ def list_for_project(project_id: int, user_id: int, page: int, per_page: int) ->
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
-# --- state transitions (each a compare-and-set; each applied one is broadcast) ---
+# --- state transitions (each a compare-and-set; each applied one is announced) ---
 
 def _apply(job_id: int, conditions: list, values: dict) -> Job | None:
-    """UPDATE the row if it still matches `conditions`; the fresh row, broadcast, or None when it did not match."""
+    """UPDATE the row if it still matches `conditions`; the fresh row, announced, or None when it did not match."""
     values.setdefault("updated_at", utcnow())
     # One round trip: UPDATE ... RETURNING gives the fresh row (the hot path of every job runs through here).
     job = db.session.scalars(sa.update(Job).where(Job.id == job_id, *conditions).values(**values).returning(Job),
@@ -146,12 +145,8 @@ def _apply(job_id: int, conditions: list, values: dict) -> Job | None:
 
 
 def announce(job: Job) -> None:
-    """JOB_UPDATE for a committed change; a failed broadcast is logged, never undoes the change."""
-    metrics.job_changed(job)
-    try:
-        broadcast.job_updated(job)
-    except Exception as exc:  # the row is the truth; clients re-read it (GET /jobs/<id>) after a missed event
-        log.warning("JOB_UPDATE for job %s not sent: %s", job.id, exc)
+    """Announce a committed change of the job's row (realtime sends JOB_UPDATE, metrics record finished attempts)."""
+    events.announce(events.job_updated, job=job)
 
 
 def claim(job_id: int, attempt: int) -> Job | None:
@@ -163,7 +158,7 @@ def claim(job_id: int, attempt: int) -> Job | None:
 
 
 def renew_lease(job_id: int, attempt: int, progress: dict | None = None) -> bool:
-    """Extend a running attempt's lease (and record progress, broadcast); False when the attempt is no longer ours."""
+    """Extend a running attempt's lease (and record progress, announced); False when the attempt is no longer ours."""
     now = utcnow()
     values: dict[str, Any] = {"lease_expires_at": now + _lease(), "updated_at": now}
     conditions = [Job.status == JobStatus.RUNNING, Job.attempts == attempt]

@@ -42,6 +42,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
+from .. import events
 from ..extensions import db, redis_store
 
 log = logging.getLogger(__name__)
@@ -322,5 +323,10 @@ def _observe_request(response: Response) -> Response:
     return response
 
 
+def _job_updated(app: Flask, *, job, **_) -> None:
+    job_changed(job)
+
+
 def init_app(app: Flask) -> None:
     app.after_request(_observe_request)
+    events.job_updated.connect(_job_updated, sender=app)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import redis
-from flask import current_app
+from flask import Flask, current_app
 
+from .. import events
 from ..extensions import redis_store
 
 log = logging.getLogger(__name__)
@@ -81,3 +83,19 @@ def invalidate(user_ids: Iterable[int]) -> None:
     except redis.RedisError:
         # The change is committed; nothing can undo it. The pages expire after PROJECT_LIST_CACHE_SECONDS.
         log.exception("could not invalidate the project list cache of users %s", ids)
+
+
+def init_app(app: Flask) -> None:
+    """Forget the affected users' pages on every committed change (connect before the realtime layer, so a client
+    told about a change re-reads a fresh list)."""
+    events.membership_changed.connect(_membership_changed, sender=app)
+    events.project_updated.connect(_members_affected, sender=app)
+    events.project_deleted.connect(_members_affected, sender=app)
+
+
+def _membership_changed(app: Flask, *, user_id: int, **_: Any) -> None:
+    invalidate([user_id])
+
+
+def _members_affected(app: Flask, *, member_ids: list[int], **_: Any) -> None:
+    invalidate(member_ids)

@@ -2,8 +2,8 @@
 
 The last-owner rule is race-safe: a change that could remove an owner first locks the project's owner rows
 (`SELECT ... FOR UPDATE`), so two owners demoting each other at once are serialized and the second one sees a
-single owner left. Every committed change invalidates the affected user's cached list and sends them
-MEMBERSHIP_CHANGED (role null when removed; the realtime layer then evicts their sockets from the room).
+single owner left. Every committed change announces `events.membership_changed` (role None when removed): the
+list cache forgets the user's pages, the realtime layer tells the user and evicts a removed user's sockets.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from .. import events
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..models import Membership, Role, User
 from ..policy import Action, authorize
-from ..realtime import broadcast
-from . import cache
 
 _COLUMNS = (Membership.user_id, User.email, User.name, Membership.role, Membership.added_at)
 
@@ -71,6 +70,23 @@ def remove(project_id: int, user_id: int, member_id: int) -> None:
     _changed(project_id, member_id, None)
 
 
+def make_owner(project_id: int, member_id: int) -> bool:
+    """Make the user an owner, adding them if they are not a member; False when they already were one.
+
+    An operator's action (the CLI): there is no acting user to authorize.
+    """
+    membership = db.session.get(Membership, (project_id, member_id))
+    if membership is not None and membership.role is Role.OWNER:
+        return False
+    if membership is None:
+        db.session.add(Membership(project_id=project_id, user_id=member_id, role=Role.OWNER))
+    else:
+        membership.role = Role.OWNER
+    db.session.commit()
+    _changed(project_id, member_id, Role.OWNER)
+    return True
+
+
 def _membership(project_id: int, member_id: int) -> Membership:
     membership = db.session.get(Membership, (project_id, member_id))
     if membership is None:
@@ -90,8 +106,8 @@ def _keep_an_owner(project_id: int, verb: str) -> None:
 
 
 def _changed(project_id: int, member_id: int, role: Role | None) -> None:
-    cache.invalidate([member_id])
-    broadcast.membership_changed(project_id, member_id, role.value if role else None)
+    events.announce(events.membership_changed, project_id=project_id, user_id=member_id,
+                    role=role.value if role else None)
 
 
 def _out(membership: Membership, user: User) -> dict:

@@ -1,18 +1,18 @@
 """Projects: list (one statement for a page and its total), create, read, update, delete.
 
-Every change commits first, then invalidates the cached lists of the users it affects, then notifies.
+Every change commits first, then announces what happened (`workspace.events`): the list cache and the realtime
+layer subscribe.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .. import events
 from ..errors import NotFound
 from ..extensions import db
 from ..models import Membership, Project, ProjectFile, Role
 from ..policy import Action, authorize
-from ..realtime import broadcast
-from . import cache
 
 _COLUMNS = (Project.id, Project.name, Project.description, Membership.role, Project.owner_id, Project.created_at,
             Project.updated_at)
@@ -43,8 +43,8 @@ def create(user_id: int, name: str, description: str = "") -> dict:
     db.session.flush()
     db.session.add(Membership(project_id=project.id, user_id=user_id, role=Role.OWNER))
     db.session.commit()
-    cache.invalidate([user_id])
-    broadcast.membership_changed(project.id, user_id, Role.OWNER.value)
+    events.announce(events.project_created, project_id=project.id, owner_id=user_id)
+    events.announce(events.membership_changed, project_id=project.id, user_id=user_id, role=Role.OWNER.value)
     return _out(project, Role.OWNER)
 
 
@@ -62,21 +62,20 @@ def update(project_id: int, user_id: int, changes: dict) -> dict:
         project.description = changes["description"] or ""
     if changes:
         db.session.commit()
-        cache.invalidate(member_ids(project_id))
+        events.announce(events.project_updated, project_id=project_id, member_ids=member_ids(project_id))
     return _out(project, role)
 
 
 def delete(project_id: int, user_id: int) -> None:
     authorize(project_id, user_id, Action.MANAGE)
     # Explicit child deletes (the embedded SQLite does not enforce ON DELETE CASCADE). The member list comes from
-    # the DELETE itself, so a member added concurrently just before cannot be missed by the invalidation.
+    # the DELETE itself, so a member added concurrently just before cannot be missed by the subscribers.
     db.session.execute(sa.delete(ProjectFile).where(ProjectFile.project_id == project_id))
     members = list(db.session.scalars(sa.delete(Membership).where(Membership.project_id == project_id)
                                       .returning(Membership.user_id)))
     db.session.execute(sa.delete(Project).where(Project.id == project_id))
     db.session.commit()
-    cache.invalidate(members)
-    broadcast.project_deleted(project_id, members)
+    events.announce(events.project_deleted, project_id=project_id, member_ids=members)
 
 
 def member_ids(project_id: int) -> list[int]:

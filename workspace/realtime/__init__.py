@@ -16,7 +16,7 @@ from ..observability import metrics
 
 
 def init_app(app: Flask) -> None:
-    from . import compression, connection, handlers, lifecycle
+    from . import compression, connection, handlers, lifecycle, subscribers
     from .runtime import Runtime
 
     queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", app.config["REDIS_URL"])
@@ -35,6 +35,7 @@ def init_app(app: Flask) -> None:
         max_http_buffer_size=app.config["MAX_CONTENT_LENGTH"],
     )
     app.extensions["realtime"] = Runtime(app)
+    subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...
     socketio.on_event("connect", connection.on_connect)
     socketio.on_event("disconnect", connection.on_disconnect)
     for event, handler in handlers.EVENTS.items():

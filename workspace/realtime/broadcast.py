@@ -117,24 +117,6 @@ def user_left(project_id: int, user: dict) -> dict:
     return emit_to_project(project_id, "USER_LEAVE", {"user": user, "at": now_iso()})
 
 
-def file_changed(project_id: int, *, path: str, version: int, user: dict, content: str | None = None,
-                 deleted: bool = False, skip_sid: str | None = None) -> dict:
-    """FILE_CHANGE to the room (the sender's socket skipped when the change came over Socket.IO)."""
-    payload: dict[str, Any] = {"path": path, "version": version, "user": user, "at": now_iso()}
-    if deleted:
-        payload["deleted"] = True
-    else:
-        payload["content"] = content
-    return emit_to_project(project_id, "FILE_CHANGE", payload, skip_sid=skip_sid)
-
-
-def membership_changed(project_id: int, user_id: int, role: str | None) -> None:
-    """MEMBERSHIP_CHANGED to the affected user; role None means removed (their sockets leave the room)."""
-    if role is None:
-        evict(project_id, user_id)
-    emit_to_user(user_id, "MEMBERSHIP_CHANGED", {"project_id": project_id, "role": role})
-
-
 def evict(project_id: int, user_id: int) -> None:
     """Take every socket of `user_id` out of the project's room, on every process, at once.
 
@@ -159,25 +141,3 @@ def evict(project_id: int, user_id: int) -> None:
         gone = presence.remove(project_id, proc, sid) or gone
     if gone:
         user_left(project_id, gone)
-
-
-def project_deleted(project_id: int, member_ids: list[int]) -> None:
-    """Every former member is told (role null) and leaves the room."""
-    for user_id in member_ids:
-        membership_changed(project_id, user_id, None)
-    from . import activity, presence
-
-    try:
-        presence.clear_project(project_id)
-        activity.clear(project_id)
-    except redis.RedisError as exc:
-        log.warning("presence of deleted project %s not cleared: %s", project_id, exc)
-
-
-def job_updated(job) -> dict:
-    """JOB_UPDATE to the job's project room."""
-    payload = {"job_id": job.id, "status": str(job.status.value if hasattr(job.status, "value") else job.status),
-               "attempts": job.attempts}
-    if job.progress:
-        payload["progress"] = job.progress
-    return emit_to_project(job.project_id, "JOB_UPDATE", payload)
