@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 NODE_STAMP := js/node_modules/.installed
 export PORT ?= 8000
 
-.PHONY: run test check lint bench bench-projects bench-realtime bench-jobs bench-observability install install-dev clean migrate
+.PHONY: run test check docs lint bench bench-projects bench-realtime bench-jobs bench-observability install install-dev clean migrate
 
 run: $(RUN_STAMP) migrate  ## Serve API, docs and Socket.IO (embedded SQLite/in-process unless DATABASE_URL/REDIS_URL are set)
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
@@ -28,6 +28,9 @@ test: $(DEV_STAMP) $(NODE_STAMP)  ## Lint, then every tier against real PostgreS
 check: $(DEV_STAMP)  ## The edit loop, under a minute: lint and the unit tier (no services needed)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q tests/unit
+
+docs: $(RUN_STAMP)  ## Regenerate docs/configuration.md from config.py and gunicorn.conf.py
+	$(BIN)/python tools/configuration_doc.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
