@@ -47,6 +47,13 @@ bench-jobs: $(DEV_STAMP)  ## echo jobs/min per worker (fork vs simple, with bare
 bench-observability: $(DEV_STAMP)  ## per-request cost of request ids + JSON access log + metrics; /metrics scrape time vs jobs
 	flock /tmp/workspace-bench.lock $(BIN)/python bench/observability.py
 
+.PHONY: bundle bench-coedit
+bundle: $(NODE_STAMP)  ## Rebuild the web client's co-editor (js/editor/ -> workspace/web/static/dist/editor.js); commit the result
+	npm --prefix js run build
+
+bench-coedit: $(DEV_STAMP) $(NODE_STAMP)  ## Keystroke-to-remote latency, 2 and 50 editors, vs the npm y-socket.io server; load before/after compaction
+	flock /tmp/workspace-bench.lock $(BIN)/python bench/coedit.py
+
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP) $(NODE_STAMP)
 

@@ -1,8 +1,10 @@
 """The web client: one static page at /app that uses only the public REST + Socket.IO contract.
 
-Everything is served from this package (no build step, no CDN): `static/index.html`, the ES modules under
-`static/js/`, `static/app.css`, and the socket.io-client browser bundle vendored under `static/vendor/`
-(its version is in the folder name). Responses revalidate with an ETag, so a deploy is picked up at once.
+Everything is served from this package (no CDN): `static/index.html`, the ES modules under `static/js/`,
+`static/app.css`, the socket.io-client browser bundle vendored under `static/vendor/` (its version is in the folder
+name) and the co-editor bundle `static/dist/editor.js` (CodeMirror 6 + yjs + y-codemirror.next + y-socket.io, built
+from `js/editor/` by `make bundle` and committed, so serving needs no Node). Responses revalidate with an ETag, so a
+deploy is picked up at once.
 """
 
 from __future__ import annotations
