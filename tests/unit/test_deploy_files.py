@@ -167,12 +167,6 @@ def test_env_example_lists_every_variable_and_only_real_ones():
     assert documented - known - COMPOSE_ONLY == set(), f"read by nothing: {sorted(documented - known - COMPOSE_ONLY)}"
 
 
-def test_every_setting_has_a_readme_row():
-    readme = read("README.md")
-    missing = sorted(name for name in app_variables() if f"`{name}`" not in readme and name not in {"DYNO"})
-    assert not missing, f"add a Configuration row to README.md for {missing}"
-
-
 @pytest.fixture(scope="module")
 def nginx() -> str:
     # Comments out: only directives count.
