@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+import sqlalchemy as sa
+from pg_locks import holding, wait_for_lock_waiters
 from teams import PROJECTS, create_project, make_team, project_url
 
 from workspace import events
@@ -126,26 +128,33 @@ def test_member_may_leave_but_not_remove_others(client, team, who):
     assert client.get(PROJECTS, headers=member.headers).json["items"] == []
 
 
-def test_owners_demoting_each_other_at_once_leave_one_owner(app, client, team):
-    """The last-owner check locks the owner rows: of two concurrent cross-demotions exactly one succeeds."""
-    invite_url = project_url(team.project_id, "collaborators", team.collaborator.id)
-    assert client.patch(invite_url, json={"role": "owner"}, headers=team.owner.headers).status_code == 200
-    barrier = threading.Barrier(2, timeout=10)
+@pytest.mark.parametrize("method, body", [("PATCH", {"role": "viewer"}), ("DELETE", None)], ids=["demote", "remove"])
+def test_owners_demoting_or_removing_each_other_at_once_leave_one_owner(app, client, team, method, body):
+    """The last-owner check locks the project's owner rows. A blocker holds those rows while both owners send their
+    request; once PostgreSQL shows both waiting on it, it lets go: the first one through succeeds and the second,
+    re-reading the owners under the lock, is refused. Without the lock both would see two owners and both succeed."""
+    promote = project_url(team.project_id, "collaborators", team.collaborator.id)
+    assert client.patch(promote, json={"role": "owner"}, headers=team.owner.headers).status_code == 200
     results = {}
 
-    def demote(actor, target):
-        local = app.test_client()
-        barrier.wait()
-        response = local.patch(project_url(team.project_id, "collaborators", target.id), json={"role": "viewer"},
-                               headers=actor.headers)
+    def act(actor, target):
+        response = app.test_client().open(project_url(team.project_id, "collaborators", target.id), method=method,
+                                           json=body, headers=actor.headers)
         results[actor.id] = response.status_code
 
-    threads = [threading.Thread(target=demote, args=(team.owner, team.collaborator)),
-               threading.Thread(target=demote, args=(team.collaborator, team.owner))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(15)
+    engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    owner_rows = ["SELECT 1 FROM memberships WHERE project_id = :p AND role = 'owner' FOR UPDATE"]
+    try:
+        with holding(engine, owner_rows, {"p": team.project_id}) as blocker:
+            threads = [threading.Thread(target=act, args=(team.owner, team.collaborator)),
+                       threading.Thread(target=act, args=(team.collaborator, team.owner))]
+            for thread in threads:
+                thread.start()
+            wait_for_lock_waiters(engine, blocker, 2)
+        for thread in threads:
+            thread.join(15)
+    finally:
+        engine.dispose()
+    assert sorted(results.values()) == [200 if method == "PATCH" else 204, 409]
     owners = [i for i in collaborators(client, team, team.viewer).json["items"] if i["role"] == "owner"]
     assert len(owners) == 1
-    assert sorted(results.values()) in ([200, 403], [200, 409])

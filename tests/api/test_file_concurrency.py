@@ -8,10 +8,10 @@ implementation that read the version first and wrote after would let several of 
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import sqlalchemy as sa
+from pg_locks import holding, wait_for_lock_waiters
 from teams import make_team, project_url
 
 from workspace.errors import Conflict
@@ -23,28 +23,6 @@ WRITERS = 6
 @pytest.fixture
 def team(client, make_user):
     return make_team(client, make_user)
-
-
-def _wait_for_lock_waiters(engine, blocker_pid: int, count: int, timeout: float = 15) -> None:
-    """Until `count` backends wait, directly or through each other, on the blocker's locks (other test sessions
-    share the database, so only the blocker's chain counts)."""
-    deadline = time.monotonic() + timeout
-    with engine.connect() as conn:
-        while time.monotonic() < deadline:
-            rows = conn.execute(sa.text("SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity "
-                                        "WHERE wait_event_type = 'Lock'")).all()
-            blocked_by = {pid: set(blockers) for pid, blockers in rows}
-            chain, grew = {blocker_pid}, True
-            while grew:
-                grew = False
-                for pid, blockers in blocked_by.items():
-                    if pid not in chain and blockers & chain:
-                        chain.add(pid)
-                        grew = True
-            if len(chain) - 1 >= count:
-                return
-            time.sleep(0.02)
-    raise TimeoutError(f"fewer than {count} writers reached the lock")
 
 
 def _race(app, team, blocker_sql: list[str], **save_kwargs):
@@ -65,16 +43,11 @@ def _race(app, team, blocker_sql: list[str], **save_kwargs):
 
     engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     try:
-        with engine.connect() as blocker:
-            transaction = blocker.begin()
-            blocker_pid = blocker.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-            for statement in blocker_sql:
-                blocker.execute(sa.text(statement), {"project_id": team.project_id})
+        with holding(engine, blocker_sql, {"project_id": team.project_id}) as blocker_pid:
             threads = [threading.Thread(target=write, args=(n,)) for n in range(WRITERS)]
             for thread in threads:
                 thread.start()
-            _wait_for_lock_waiters(engine, blocker_pid, WRITERS)
-            transaction.rollback()
+            wait_for_lock_waiters(engine, blocker_pid, WRITERS)
         for thread in threads:
             thread.join(20)
     finally:

@@ -88,12 +88,15 @@ def test_roles_decide_who_may_run_and_read(client, team):
         "job_id": job_id, "type": "echo", "status": "queued", "attempts": 0, "max_attempts": 3, "result": None,
         "error": None, "finished_at": None, "project_id": team.project_id}
     assert body["created_at"].endswith("+00:00")
-    assert client.get(f"/api/v1/jobs/{job_id}", headers=team.outsider.headers).status_code == 404
+    hidden = client.get(f"/api/v1/jobs/{job_id}", headers=team.outsider.headers)
+    assert hidden.status_code == 404 and hidden.get_json()["error"]["code"] == "job_not_found"
     assert client.get("/api/v1/jobs/424242", headers=team.owner.headers).status_code == 404
     assert client.get(f"/api/v1/jobs/{2**40}", headers=team.owner.headers).status_code == 404
     missing = client.get(f"/api/v1/jobs/{job_id}/artifact", headers=team.owner.headers)
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "artifact_not_found"
-    assert client.get(f"/api/v1/jobs/{job_id}/artifact", headers=team.outsider.headers).status_code == 404
+    # An outsider learns nothing, not even that the job exists without an artifact.
+    hidden = client.get(f"/api/v1/jobs/{job_id}/artifact", headers=team.outsider.headers)
+    assert hidden.status_code == 404 and hidden.get_json()["error"]["code"] == "job_not_found"
 
 
 def test_submit_queues_one_rq_job_per_attempt(app, client, team):

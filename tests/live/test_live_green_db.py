@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 import sqlalchemy as sa
+from pg_locks import holding, wait_for_lock_waiters
 
 from processes import start_web
 
@@ -25,23 +26,20 @@ def test_a_query_waiting_on_a_lock_does_not_block_other_requests(async_mode, liv
     processes.append(proc)
     engine = sa.create_engine(database_url)
     blocked = {}
-    with engine.connect() as conn:
-        transaction = conn.begin()
-        conn.execute(sa.text("LOCK TABLE users IN ACCESS EXCLUSIVE MODE"))
+    with holding(engine, ["LOCK TABLE users IN ACCESS EXCLUSIVE MODE"]) as blocker:
 
         def call_me():
             blocked["response"] = requests.get(base + "/api/v1/auth/me", headers=user.headers, timeout=30)
 
         waiter = threading.Thread(target=call_me)
         waiter.start()
-        time.sleep(0.5)  # let /auth/me reach the lock; there is no event to await inside PostgreSQL
+        wait_for_lock_waiters(engine, blocker, 1)  # /auth/me's query now waits on the lock, inside the web process
         started = time.monotonic()
         health = requests.get(base + "/healthz", timeout=10)
         elapsed = time.monotonic() - started
         assert health.status_code == 200
         assert elapsed < 2, f"/healthz took {elapsed:.1f}s while a query waited on a lock: the hub is blocked"
         assert "response" not in blocked, "the locked request should still be waiting"
-        transaction.rollback()
     waiter.join(10)
     assert blocked["response"].status_code == 200
     engine.dispose()
