@@ -83,7 +83,10 @@ def redis_prefix(redis_server):
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    keys = list(redis_server.scan_iter(match=prefix + "*", count=1000))
+    # RQ names its keys after the queue (`rq:queue:<queue>`, `rq:finished:<queue>`) and its job ids after ours
+    # (`rq:job:<queue with _>-...`): those go too, so no test leaves a key behind without a TTL.
+    patterns = (prefix + "*", "rq:*" + prefix + "*", "rq:*" + prefix.replace(":", "_") + "*")
+    keys = {key for pattern in patterns for key in redis_server.scan_iter(match=pattern, count=1000)}
     if keys:
         redis_server.delete(*keys)
 
