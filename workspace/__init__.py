@@ -13,13 +13,15 @@ from config import Config, load_config
 
 from . import (
     cli,
+    fair_share,
     models,  # noqa: F401 - registers the tables with the metadata
     observability,
     realtime,
     security_headers,
+    sessions,
 )
 from .errors import ApiError, register_error_handlers
-from .extensions import api, cors, db, jwt, limiter, migrate, redis_store
+from .extensions import api, cors, db, jwt, limiter, migrate, redis_store, socketio
 from .projects import cache as project_list_cache
 
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
@@ -52,10 +54,14 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     cli.init_app(app)  # operator commands: flask --app workspace:create_app users|projects|jobs ...
     register_error_handlers(app)
     security_headers.init_app(app)
+    sessions.init_app(app)
     app.before_request(_require_json_body)
     project_list_cache.init_app(app)  # before realtime: caches are fresh when clients are told of a change
+    plain_http = app.wsgi_app
     realtime.init_app(app)  # Flask-SocketIO, its message queue and the socket event handlers
-    observability.wrap_wsgi(app)  # last, outermost: raw `wsgi.errors` writes become JSON log lines
+    app.wsgi_app = fair_share.SplitByPath("/socket.io", app.wsgi_app, plain_http)  # the contract's path
+    observability.wrap_wsgi(app)  # raw `wsgi.errors` writes become JSON log lines
+    app.wsgi_app = fair_share.YieldBetweenRequests(app.wsgi_app, socketio.sleep)  # outermost: see fair_share
     return app
 
 

@@ -36,6 +36,15 @@ class WorkspaceLimiter(Limiter):
         self._fallback_limiter = None
         super().init_app(app)
 
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        # Every limit here is a route decorator, and a decorated view checks its own limits when it runs
+        # (`in_middleware=False`). The before_request pass only applies default, application and blueprint
+        # limits; with none configured it would only cost every request (a fifth of `/healthz`'s time).
+        manager = self.limit_manager
+        if in_middleware and not (manager.default_limits or manager.application_limits or manager._blueprint_limits):
+            return
+        super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+
 
 limiter = WorkspaceLimiter(key_func=client_ip)
 socketio = SocketIO()

@@ -1,13 +1,14 @@
-"""Benchmark `GET /api/v1/projects/` under one gunicorn + eventlet web process, with wrk as the load generator.
+"""HTTP under one web process against a bare Flask peer under the same gunicorn worker, wrk as the load generator.
 
-    python bench/project_list.py            (or: make bench-projects)
+    python bench/rest_api.py [--async-mode eventlet|gevent]            (or: make bench-rest)
 
 Seeds a fresh PostgreSQL schema with 10,000 projects and a user holding 1,000 memberships, starts ONE web process
-exactly as the Procfile runs it (127.0.0.1 only), then runs wrk (64 connections, 10 s each) against, in order:
-`GET /healthz`, the cached list (warm: every request is a cache HIT) and the cold list (every request sends
-`Cache-Control: no-cache`, which makes the server skip the cached page and read the database). The cold list is also
-measured with a single connection (latency without queueing). Prints requests/s, p50 and p99, and the ratio
-cached/healthz. The schema and the Redis keys are removed at the end.
+exactly as the Procfile runs it and ONE bare Flask app (bench/peers/bare_flask.py) under the same worker class and
+settings (127.0.0.1 only), then runs wrk (64 connections, 10 s each) against: both `/healthz`; the cached project list
+(every request a cache HIT); the cold list (`Cache-Control: no-cache` makes the server read the database); and over
+ONE connection `GET /api/v1/auth/me` beside the peer's `/redis-pg` (one Redis GET, one PostgreSQL SELECT, the least
+/auth/me must do). Prints requests/s, p50, p99 and the ratios the targets are stated in. The schema and the Redis
+keys are removed at the end.
 
 Needs wrk (`apt-get install -y wrk`), PostgreSQL and Redis as the tests use them (BENCH_DATABASE_URL, BENCH_REDIS_URL).
 """
@@ -30,7 +31,7 @@ from sandbox import drop_sandbox
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from processes import start_web  # noqa: E402
+from processes import BIN, Proc, free_port, start_web, wait_http  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -42,8 +43,8 @@ def schema_url(schema: str) -> str:
     return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
 
 
-def prepare(url: str, env: dict[str, str]) -> str:
-    """Migrate the schema, seed it, and return an access token of the 1,000-membership user."""
+def prepare(url: str, env: dict[str, str]) -> tuple[str, int]:
+    """Migrate the schema, seed it, and return an access token and the id of the 1,000-membership user."""
     os.environ.update({k: env[k] for k in ("APP_ENV", "SECRET_KEY", "JWT_SECRET_KEY")})
     from flask_migrate import upgrade
 
@@ -61,8 +62,21 @@ def prepare(url: str, env: dict[str, str]) -> str:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE"))
         token = tokens.issue_pair(user)["access_token"]
+        user_id = user.id
         db.engine.dispose()
-    return token
+    return token, user_id
+
+
+def start_peer(env: dict[str, str], async_mode: str, user_id: int) -> tuple[Proc, str]:
+    """The bare Flask peer, with the product's gunicorn settings that matter here (one worker, its class,
+    connections, backlog, keep-alive) and none of its hooks."""
+    port = free_port()
+    args = [str(BIN / "gunicorn"), "-c", str(ROOT / "bench" / "peers" / "gunicorn.conf.py"), "bare_flask:app"]
+    peer_env = {**env, "ASYNC_MODE": async_mode, "BENCH_USER_ID": str(user_id), "PEER_PORT": str(port)}
+    proc = Proc(args, peer_env, f"peer-{port}")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz", proc=proc)
+    return proc, base
 
 
 def seed(session, user_id: int) -> None:
@@ -115,7 +129,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install -y wrk")
 
-    schema = f"bench_projects_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    schema = f"bench_http_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     prefix = f"bench:{schema}:"
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -123,37 +137,51 @@ def main() -> None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE"))},
            "APP_ENV": "production", "DATABASE_URL": schema_url(schema), "REDIS_URL": REDIS_URL,
            "REDIS_KEY_PREFIX": prefix, "SOCKETIO_CHANNEL": prefix + "socketio", "RQ_QUEUE": prefix + "jobs",
-           "SECRET_KEY": uuid.uuid4().hex, "JWT_SECRET_KEY": uuid.uuid4().hex, "LOG_LEVEL": "WARNING"}
-    proc = None
+           "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex, "JWT_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+           "LOG_LEVEL": "WARNING"}
+    procs = []
+    load = Path("/proc/loadavg").read_text().split()[0]
     try:
-        token = prepare(schema_url(schema), env)
+        token, user_id = prepare(schema_url(schema), env)
         proc, base = start_web(env, async_mode=options.async_mode)
+        procs.append(proc)
+        peer, peer_base = start_peer(env, options.async_mode, user_id)
+        procs.append(peer)
         auth = {"Authorization": f"Bearer {token}"}
         warm = requests.get(base + LIST, headers=auth, timeout=10)
         assert warm.status_code == 200 and warm.json()["total"] == MEMBERSHIPS, warm.text[:300]
         assert requests.get(base + LIST, headers=auth, timeout=10).headers["X-Cache"] == "HIT"
         cold_headers = {**auth, "Cache-Control": "no-cache"}
         assert requests.get(base + LIST, headers=cold_headers, timeout=10).headers["X-Cache"] == "MISS"
+        assert requests.get(peer_base + "/redis-pg", timeout=10).json()["id"] == user_id
 
         c, s = options.connections, options.seconds
-        rows = [
-            ("GET /healthz", wrk(base + "/healthz", c, s, {})),
-            ("GET /projects/ cached (HIT)", wrk(base + LIST, c, s, auth)),
-            ("GET /projects/ cold (no-cache)", wrk(base + LIST, c, s, cold_headers)),
-            ("GET /projects/ cold, 1 connection", wrk(base + LIST, 1, s, cold_headers)),
-        ]
+        rows = {
+            "peer /healthz": (c, wrk(peer_base + "/healthz", c, s, {})),
+            "GET /healthz": (c, wrk(base + "/healthz", c, s, {})),
+            "GET /projects/ cached (HIT)": (c, wrk(base + LIST, c, s, auth)),
+            "GET /projects/ cold (no-cache)": (c, wrk(base + LIST, c, s, cold_headers)),
+            "peer /redis-pg": (1, wrk(peer_base + "/redis-pg", 1, s, {})),
+            "GET /auth/me": (1, wrk(base + "/api/v1/auth/me", 1, s, auth)),
+        }
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.stop()
         drop_sandbox(admin, schema, REDIS_URL, prefix)
 
-    print(f"\none {options.async_mode} web process, wrk -t1 -c{c} -d{s}s; user with {MEMBERSHIPS:,} memberships "
-          f"among {PROJECTS:,} projects; page of 20\n")
+    print(f"\none {options.async_mode} web process and its bare Flask peer, wrk -t1 -d{s}s; load average {load} at "
+          f"the start; user with {MEMBERSHIPS:,} memberships among {PROJECTS:,} projects; page of 20\n")
     print("| request | connections | requests/s | p50 ms | p99 ms | non-2xx |\n|---|---|---|---|---|---|")
-    for name, r in rows:
-        conns = 1 if "1 connection" in name else c
-        print(f"| {name} | {conns} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['non2xx']} |")
-    print(f"\ncached / healthz = {rows[1][1]['rps'] / rows[0][1]['rps']:.2f}")
+    for name, (conns, r) in rows.items():
+        print(f"| {name} | {conns} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.1f} | {r['non2xx']} |")
+    health, peer_health = rows["GET /healthz"][1], rows["peer /healthz"][1]
+    print("\n| ratio | value | target |\n|---|---|---|")
+    print(f"| /healthz ÷ bare Flask /healthz (requests/s) | {health['rps'] / peer_health['rps']:.2f} | ≥ 0.6 |")
+    print(f"| cached list ÷ /healthz (requests/s) | {rows['GET /projects/ cached (HIT)'][1]['rps'] / health['rps']:.2f}"
+          " | ≥ 0.5 |")
+    print(f"| /healthz p99 ÷ p50 at {c} connections | {health['p99'] / health['p50']:.1f} | ≤ 4 |")
+    print(f"| /auth/me p50 ÷ bare Redis GET + SELECT p50 | "
+          f"{rows['GET /auth/me'][1]['p50'] / rows['peer /redis-pg'][1]['p50']:.2f} | ≤ 2 |")
 
 
 if __name__ == "__main__":
