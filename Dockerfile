@@ -1,6 +1,10 @@
 # One image for every process of the Procfile: the default command is the web process; the worker and the release
 # (migrations) run the same image with another command (see docker-compose.yml).
-FROM python:3.11-slim
+#
+# The base is pinned to an exact release (Python 3.11.14 on Debian 12): a floating tag would change the interpreter
+# and the OS under a rebuild of the same commit. Move it on purpose, with the tests. Pin its digest too where your
+# registry is reachable: `FROM python:3.11.14-slim-bookworm@sha256:...`.
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,12 +20,14 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
+# The code belongs to root and is read-only to the app; only instance/ (the SQLite fallback) is the app's. The uid is
+# numeric in USER so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd (deploy/k8s uses the same).
 RUN groupadd --system --gid 10001 app \
-    && useradd --system --uid 10001 --gid app --create-home --home-dir /home/app app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent app \
     && mkdir -p /app/instance \
-    && chown app:app /app/instance
+    && chown 10001:10001 /app/instance
 COPY --chown=root:root . .
-USER app
+USER 10001:10001
 
 EXPOSE 8000
 

@@ -7,6 +7,7 @@ message queue carries events between them.
 
 import logging
 import os
+import warnings
 
 from gunicorn import glogging
 
@@ -25,6 +26,26 @@ keepalive = 5
 # gunicorn 25's control socket sits at one path per user ($HOME/.gunicorn): several web processes on one host (or a
 # read-only home in the container) would fight over it, and nothing here uses `gunicornc`.
 control_socket_disable = True
+# gunicorn's worker heartbeat file lives in a tmpfs, not in /tmp: a read-only root filesystem (Kubernetes
+# readOnlyRootFilesystem) would otherwise crash it, and a disk-backed /tmp can stall the heartbeat. (No /dev/shm, as
+# on macOS: gunicorn's default, the system temp dir.) gunicorn creates its files there with mkstemp.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+
+# eventlet's deprecation is known and chosen (docs/deployment.md: gunicorn 25.x keeps the eventlet worker; gevent is
+# the one-line way off it). Without these two, every boot logs it twice as a WARNING, once from eventlet's import
+# (a Python warning, silenced here by its exact text) and once from gunicorn's eventlet worker (kept, but as INFO),
+# which trains operators to ignore warnings. Any other warning still gets through.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated\.")
+
+
+class _DemoteEventletNotice(logging.Filter):
+    """gunicorn's "The eventlet worker is DEPRECATED" line at INFO instead of WARNING; everything else as is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.getMessage().startswith("The eventlet worker is DEPRECATED"):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
 
 # The app logs each request itself as JSON; gunicorn's own access log would duplicate it.
 accesslog = None
@@ -37,12 +58,14 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "root": {"level": loglevel.upper(), "handlers": []},  # the app installs its own JSON handler on the root
     "loggers": {
-        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["json"], "propagate": False},
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["json"], "propagate": False,
+                           "filters": ["eventlet_notice"]},
         # The app writes one access line per request itself (with request id, route, user); not gunicorn's too.
         "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
-        # Python warnings (eventlet's deprecation notice at import) as JSON lines too: see captureWarnings below.
+        # Python warnings as JSON lines too: see captureWarnings below.
         "py.warnings": {"level": "WARNING", "handlers": ["json"], "propagate": False},
     },
+    "filters": {"eventlet_notice": {"()": _DemoteEventletNotice}},
     "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
     "formatters": {"json": {"()": "pythonjsonlogger.json.JsonFormatter", "fmt": "%(levelname)s %(name)s %(message)s",
                             "rename_fields": {"levelname": "level", "name": "logger"}, "timestamp": "time"}},

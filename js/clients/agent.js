@@ -12,6 +12,9 @@ const socket = io(url, {
   transports: [transport || "websocket"],
   reconnectionDelay: 200,
   reconnectionDelayMax: 1000,
+  // Keep the cookies the server side sets, as a browser does on its own origin: a sticky proxy's session cookie
+  // (deploy/haproxy.cfg) must come back with every long-polling request. In Node this turns on a cookie jar.
+  withCredentials: true,
 });
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 
