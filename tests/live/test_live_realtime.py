@@ -13,24 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 import requests
-from realtime_live import NodeClient, PyClient, close_all, wait_until
-from teams import make_team, project_url
+from realtime_live import NodeClient, PyClient, wait_until
+from teams import project_url
 
 from processes import free_port, start_web
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture
-def clients():
-    opened = []
-    yield opened
-    close_all(opened)
-
-
-@pytest.fixture
-def team(client, make_user):
-    return make_team(client, make_user)
 
 
 def two_webs(live_env, processes, async_mode="eventlet", **env):

@@ -16,8 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from realtime_live import NodeClient, PyClient, close_all, wait_until
-from teams import make_team
+from realtime_live import NodeClient, PyClient, wait_until
 
 from processes import ROOT, free_port, start, start_web, wait_http
 
@@ -34,18 +33,6 @@ def haproxy() -> str:
             pytest.fail(message)  # CI must run this test, not skip it
         pytest.skip(message)
     return path
-
-
-@pytest.fixture
-def clients():
-    opened = []
-    yield opened
-    close_all(opened)
-
-
-@pytest.fixture
-def team(client, make_user):
-    return make_team(client, make_user)
 
 
 @pytest.fixture
