@@ -91,6 +91,8 @@ class Config:
         self.JOB_WORKER_CLASS = _env("JOB_WORKER_CLASS", "simple")
         # RQ's Redis when it is not REDIS_URL (unset: REDIS_URL). Jobs run in-process when REDIS_URL is unset.
         self.RQ_REDIS_URL = _env("RQ_REDIS_URL")
+        # Jobs one user may have queued, running or retrying at once (0: no limit); past it POST /jobs/run is a 429.
+        self.JOB_MAX_IN_FLIGHT_PER_USER = _int("JOB_MAX_IN_FLIGHT_PER_USER", 20)
         self.PRESENCE_TTL_SECONDS = _int("PRESENCE_TTL_SECONDS", 30)
         self.CURSOR_RATE_PER_SECOND = _int("CURSOR_RATE_PER_SECOND", 30)
         # Budget per socket for join/leave/FILE_CHANGE (twice this as a burst); beyond it, rate_limited acks.

@@ -3,20 +3,23 @@ and the service's recovery functions."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
+import zlib
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from jobs_support import make_team, run
-from rq import Queue
+from rq import Queue, SimpleWorker
 from rq.job import Job as RQJob
 from rq.registry import ScheduledJobRegistry
+from rq.serializers import JSONSerializer
 
 from processes import free_port
 from workspace.extensions import db
-from workspace.jobs import execution, queue, service
+from workspace.jobs import execution, queue, service, tasks
 from workspace.models import Job, JobStatus, utcnow
 
 
@@ -28,6 +31,18 @@ def team(app, make_user):
 def rq_ids(app) -> list[str]:
     with app.app_context():
         return queue.rq_queue().job_ids
+
+
+def work(app) -> None:
+    """Run what is queued with a plain RQ SimpleWorker in this process (burst), as the deployment's worker would."""
+    with app.app_context():
+        rq = queue.rq_queue()
+        SimpleWorker([rq], connection=rq.connection, serializer=JSONSerializer,
+                     name=f"inproc-{uuid.uuid4().hex[:8]}").work(burst=True)
+
+
+def no_sleep(seconds: float) -> None:
+    """The handlers' sleep, for attempts run directly in a test."""
 
 
 def row(app, job_id: int) -> Job:
@@ -99,13 +114,22 @@ def test_roles_decide_who_may_run_and_read(client, team):
     assert hidden.status_code == 404 and hidden.get_json()["error"]["code"] == "job_not_found"
 
 
-def test_submit_queues_one_rq_job_per_attempt(app, client, team):
+def test_submit_queues_one_json_rq_job_with_rqs_retry_and_callbacks(app, client, team):
     job_id = run(client, team.owner, team.project_id, "sleep", {"seconds": 0.5}).get_json()["job_id"]
     with app.app_context():
-        assert rq_ids(app) == [queue.rq_job_id(job_id, 1)]
-        rq_job = RQJob.fetch(queue.rq_job_id(job_id, 1), connection=queue.rq_queue().connection)
-        assert rq_job.func_name == queue.TASK and rq_job.args == (job_id, 1)
+        rq_id = queue.rq_job_id(job_id)
+        assert rq_ids(app) == [rq_id]
+        connection = queue.rq_queue().connection
+        # JSON in Redis, never a pickle.
+        assert json.loads(zlib.decompress(connection.hget(f"rq:job:{rq_id}", "data")))[0] == queue.TASK
+        rq_job = RQJob.fetch(rq_id, connection=connection, serializer=JSONSerializer)
+        assert rq_job.func_name == queue.TASK and list(rq_job.args) == [job_id]
         assert rq_job.timeout == 120
+        # RQ's Retry: the 2 retries of 3 attempts, backoff drawn once per job (base 2 s: 1..2 s, then 2..4 s,
+        # in whole seconds rounded up, + 1 s for the scheduler's truncation).
+        assert rq_job.retries_left == 2 and len(rq_job.retry_intervals) == 2
+        assert 2 <= rq_job.retry_intervals[0] <= 3 and 3 <= rq_job.retry_intervals[1] <= 5
+        assert rq_job.success_callback is tasks.on_success and rq_job.failure_callback is tasks.on_failure
 
 
 def test_project_job_list_is_paginated_newest_first(client, team):
@@ -193,40 +217,52 @@ def test_redis_down_at_submit_is_503_and_leaves_no_row(make_app, app, client, te
 def test_a_redelivered_attempt_never_applies_twice(app, client, team):
     job_id = run(client, team.owner, team.project_id, "echo", {"x": 1}).get_json()["job_id"]
     with app.app_context():
-        assert execution.execute(job_id, 1, sleep=lambda s: None) == "succeeded"
-        assert execution.execute(job_id, 1, sleep=lambda s: None) == "skipped"
-        assert execution.execute(job_id, 2, sleep=lambda s: None) == "skipped"
+        outcome = execution.perform(job_id, sleep=no_sleep)
+        assert outcome == {"attempt": 1, "result": {"x": 1}}
+        assert execution.perform(job_id, sleep=no_sleep) == {"skipped": True}  # running: not claimable
+        execution.succeeded(job_id, outcome)
+        execution.succeeded(job_id, outcome)  # a duplicate callback changes nothing
+        assert execution.perform(job_id, sleep=no_sleep) == {"skipped": True}  # done
     job = row(app, job_id)
     assert (job.status, job.attempts, job.result) == (JobStatus.SUCCEEDED, 1, {"x": 1})
 
 
-def test_failed_attempts_retry_with_backoff_then_fail(make_app, client, team):
+def test_rq_retries_failed_attempts_with_backoff_then_the_row_fails(make_app, team):
+    """A real RQ worker (in-process): the failure callback writes the row, RQ's Retry schedules the next attempt."""
     app = make_app(JOB_BACKOFF_BASE_SECONDS=10)
     job_id = run(app.test_client(), team.owner, team.project_id, "flaky", {"fail_times": 5}).get_json()["job_id"]
     with app.app_context():
-        assert execution.execute(job_id, 1, sleep=lambda s: None) == "retrying"
-        job = db.session.get(Job, job_id)
-        # The retry is scheduled in RQ (needs the scheduler), due after 5..10 s (base 10, equal jitter).
-        delay = (job.next_attempt_at - job.updated_at).total_seconds()
-        assert 5 <= delay <= 10
-        assert queue.rq_job_id(job_id, 2) in ScheduledJobRegistry(queue=queue.rq_queue()).get_job_ids()
-        assert "FlakyFailure" in job.error
-        assert execution.execute(job_id, 2, sleep=lambda s: None) == "retrying"
-        assert execution.execute(job_id, 3, sleep=lambda s: None) == "failed"
-        job = db.session.get(Job, job_id, populate_existing=True)
-        assert (job.status, job.attempts) == (JobStatus.FAILED, 3)
-        assert "attempt 3" in job.error and job.finished_at is not None
+        rq = queue.rq_queue()
+        rq_id = queue.rq_job_id(job_id)
+        for attempt in (1, 2, 3):
+            work(app)
+            job = db.session.get(Job, job_id, populate_existing=True)
+            assert job.attempts == attempt
+            # Members read the failure's own message (a JobFailure), never a class name or traceback.
+            assert job.error == f"flaky job failing on purpose (attempt {attempt} of the first 5)"
+            if attempt < 3:
+                assert job.status == JobStatus.RETRYING
+                # Due when RQ's scheduler will run it: 5..10 s after the failure for the first retry (base 10, equal
+                # jitter), 10..20 s for the second, plus at most 2 s of whole-second rounding.
+                delay = (job.next_attempt_at - job.updated_at).total_seconds()
+                assert (5 <= delay <= 12) if attempt == 1 else (10 <= delay <= 22)
+                assert rq_id in ScheduledJobRegistry(queue=rq).get_job_ids()
+                rq.scheduled_job_registry.remove(rq_id)  # what RQ's scheduler does when the retry is due
+                rq.enqueue_job(RQJob.fetch(rq_id, connection=rq.connection, serializer=JSONSerializer))
+        assert (job.status, job.finished_at is not None) == (JobStatus.FAILED, True)
+        assert rq_id in rq.failed_job_registry.get_job_ids()
 
         assert service.requeue_failed_jobs(project_id=team.project_id) == 1
         job = db.session.get(Job, job_id, populate_existing=True)
         assert (job.status, job.attempts, job.finished_at) == (JobStatus.QUEUED, 0, None)
-        assert queue.rq_job_id(job_id, 1) in queue.rq_queue().job_ids
+        assert rq.job_ids == [rq_id] and rq_id not in rq.failed_job_registry.get_job_ids()
+        assert RQJob.fetch(rq_id, connection=rq.connection, serializer=JSONSerializer).retries_left == 2
         assert service.requeue_failed_jobs() == 0
 
 
 def test_backoff_doubles_with_jitter_never_below_half():
     for attempt, nominal in ((1, 2.0), (2, 4.0), (3, 8.0)):
-        delays = [queue.backoff_delay(attempt, 2.0) for _ in range(200)]
+        delays = [service.backoff_delay(attempt, 2.0) for _ in range(200)]
         assert all(nominal / 2 <= d <= nominal for d in delays)
         assert len(set(delays)) > 1
 
@@ -235,15 +271,16 @@ def test_reaper_retries_a_job_whose_worker_died(app, client, team):
     job_id = run(client, team.owner, team.project_id, "sleep", {"seconds": 1}).get_json()["job_id"]
     with app.app_context():
         Queue(connection=queue.rq_queue().connection, name=app.config["RQ_QUEUE"]).empty()
-        assert service.claim(job_id, 1) is not None
+        assert service.claim(job_id) is not None
         assert service.reap_lost_jobs() == 0  # the lease is fresh: its worker is presumed alive
         later = utcnow() + timedelta(seconds=app.config["JOB_LEASE_SECONDS"] + 1)
         assert service.reap_lost_jobs(now=later) == 1
         job = db.session.get(Job, job_id, populate_existing=True)
         assert (job.status, job.attempts) == (JobStatus.RETRYING, 1)
         assert "worker lost" in job.error
-        # A lost attempt is retried at once (the job did not fail; its worker vanished).
-        assert queue.rq_queue().job_ids == [queue.rq_job_id(job_id, 2)]
+        # RQ never saw this attempt start, so the reaper retries it itself, at once (its worker vanished; the job
+        # did not fail).
+        assert queue.rq_queue().job_ids == [queue.rq_job_id(job_id)]
         # The stale attempt cannot finish the job any more.
         assert service.complete(job_id, 1, {"late": True}) is None
 
@@ -253,7 +290,7 @@ def test_reaper_fails_a_lost_job_on_its_last_attempt(app, client, team):
     with app.app_context():
         db.session.execute(sa.update(Job).values(max_attempts=1))
         db.session.commit()
-        service.claim(job_id, 1)
+        service.claim(job_id)
         later = utcnow() + timedelta(seconds=app.config["JOB_LEASE_SECONDS"] + 1)
         assert service.reap_lost_jobs(now=later) == 1
         job = db.session.get(Job, job_id, populate_existing=True)
@@ -267,16 +304,17 @@ def test_reaper_redispatches_an_overdue_job_rq_lost(app, client, team):
         assert service.reap_lost_jobs(now=later) == 0  # still queued in RQ: left alone
         queue.rq_queue().empty()  # e.g. Redis restarted without persistence
         assert service.reap_lost_jobs(now=later) == 1
-        assert queue.rq_queue().job_ids == [queue.rq_job_id(job_id, 1)]
+        assert queue.rq_queue().job_ids == [queue.rq_job_id(job_id)]
 
 
 def test_reaper_moves_an_overdue_scheduled_retry_to_the_queue(make_app, team):
     """A retry stuck in RQ's scheduled registry (its scheduler died with its worker) is queued by the reaper."""
     app = make_app(JOB_BACKOFF_BASE_SECONDS=3)
     job_id = run(app.test_client(), team.owner, team.project_id, "flaky", {"fail_times": 1}).get_json()["job_id"]
+    work(app)
     with app.app_context():
-        assert execution.execute(job_id, 1, sleep=lambda s: None) == "retrying"
-        rq_id = queue.rq_job_id(job_id, 2)
+        assert db.session.get(Job, job_id).status == JobStatus.RETRYING
+        rq_id = queue.rq_job_id(job_id)
         assert rq_id in ScheduledJobRegistry(queue=queue.rq_queue()).get_job_ids()
         later = utcnow() + timedelta(seconds=app.config["JOB_LEASE_SECONDS"] + 10)
         assert service.reap_lost_jobs(now=later) == 1

@@ -124,7 +124,7 @@ def test_jobs_by_type_and_status_queue_depth_and_durations(app, make_app, make_u
     assert value(samples, "workspace_queue_jobs", state="queued") == 1
 
     with app.app_context():
-        assert service.claim(job_id, 1) is not None
+        assert service.claim(job_id) is not None
         assert service.complete(job_id, 1, {"n": 1}) is not None
     samples = scrape(other)
     assert value(samples, "workspace_jobs", type="echo", status="queued") == 0

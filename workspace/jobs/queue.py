@@ -1,94 +1,119 @@
-"""Handing a job's next attempt to whatever runs it: RQ (REDIS_URL set) or the in-process runner (embedded).
+"""The RQ side of jobs (REDIS_URL set): one RQ job per job row, carrying JSON, with RQ's own `Retry` (the backoff
+intervals drawn per job), success and failure callbacks (which write the row) and registries.
 
-Each attempt is its own RQ job with a deterministic id (queue, row, attempt), so a re-dispatch of the same attempt
-is recognisable and a duplicate delivery is harmless (the attempt's claim is a compare-and-set on the row).
-Retries are scheduled with `enqueue_at`, which needs a worker started with the scheduler.
+What RQ does: delivery, retries with their intervals (its scheduler: workers run `--with-scheduler`), timeouts,
+the abandoned-job cleanup of its started registry (failure callback + Retry). What it cannot do, and we add:
+- the row in PostgreSQL is the truth: the callbacks (`tasks.on_success`, `tasks.on_failure`) write it, every
+  transition a compare-and-set, so a duplicate delivery never applies twice;
+- a dead worker noticed within JOB_LEASE_SECONDS: RQ declares an attempt abandoned only when its started-registry
+  entry expires (timeout + 60 s for a SimpleWorker); the reaper (`service.reap_lost_jobs`) expires that entry as
+  soon as the row's lease lapses and lets RQ's cleanup do the rest (`abandon`);
+- recovery of jobs Redis no longer holds (a restart without persistence) or whose scheduler died (`ensure_queued`).
 """
 
 from __future__ import annotations
 
-import math
-import random
+import contextlib
 import re
-from datetime import UTC, datetime
 
 import redis
-from flask import current_app
-from rq import Queue
+from flask import Flask, current_app
+from rq import Callback, Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
-from rq.registry import ScheduledJobRegistry
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
 
-from ..extensions import redis_store
-from . import types
+from . import service, types
 
 TASK = "workspace.jobs.tasks.run_job"
-# RQ job states in which the attempt will still run without our help.
-_PENDING = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.DEFERRED}
-
-
-def backoff_delay(failed_attempt: int, base: float, rng: random.Random | None = None) -> float:
-    """Seconds before the attempt after `failed_attempt`: base·2^(n-1), with "equal jitter" (half fixed, half random),
-    so retries of jobs that failed together spread out but never come sooner than half the nominal delay."""
-    nominal = base * 2 ** (failed_attempt - 1)
-    return nominal / 2 + (rng or random).uniform(0, nominal / 2)
+# RQ imports callbacks by name, as it does the task: no import of the worker side here.
+ON_SUCCESS = Callback("workspace.jobs.tasks.on_success")
+ON_FAILURE = Callback("workspace.jobs.tasks.on_failure")
+# RQ job states in which the job will still run without our help.
+_PENDING = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.DEFERRED, RQStatus.SCHEDULED}
+# Nobody reads RQ's results (the row holds them); a short TTL, not 0: a 0 TTL deletes the job from every registry
+# at once, several round trips per job, where a TTL just lets the key expire.
+RESULT_TTL = 60
+FAILURE_TTL = 24 * 3600
 
 
 def rq_queue() -> Queue:
-    """This app's RQ queue, on a connection of its own (RQ stores bytes; the shared client decodes to str)."""
-    ext = current_app.extensions.get("jobs_queue")
-    if ext is None:
-        url = current_app.config.get("RQ_REDIS_URL") or current_app.config["REDIS_URL"]
+    """This app's RQ queue (JSON serializer; a connection of its own: RQ stores bytes, the shared client decodes)."""
+    return current_app.extensions["jobs_dispatcher"].queue
+
+
+def rq_job_id(job_id: int) -> str:
+    """The RQ job of a row: `<queue>-<row id>` (queue names are per deployment, and per test)."""
+    return current_app.extensions["jobs_dispatcher"].rq_id(job_id)
+
+
+def row_id(rq_id: str) -> int | None:
+    """The row an RQ job id belongs to, or None for a job that is not ours."""
+    number = rq_id.rpartition("-")[2]
+    return int(number) if number.isdigit() else None
+
+
+class RQDispatcher:
+    """Hands attempts to RQ workers."""
+
+    def __init__(self, app: Flask) -> None:
+        url = app.config.get("RQ_REDIS_URL") or app.config["REDIS_URL"]
         connection = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
-        ext = current_app.extensions["jobs_queue"] = Queue(current_app.config["RQ_QUEUE"], connection=connection)
-    return ext
+        self.queue = Queue(app.config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer)
+        self.backoff_base = app.config["JOB_BACKOFF_BASE_SECONDS"]
+        # RQ's registries join job and execution ids with ":", so a job id must not contain one.
+        self.id_prefix = re.sub(r"[^A-Za-z0-9_-]", "_", self.queue.name)
 
+    def rq_id(self, job_id: int) -> str:
+        return f"{self.id_prefix}-{job_id}"
 
-def rq_job_id(job_id: int, attempt: int) -> str:
-    queue_name = re.sub(r"[^A-Za-z0-9_-]", "_", current_app.config["RQ_QUEUE"])
-    return f"{queue_name}-{job_id}-{attempt}"
+    def enqueue(self, job_id: int, job_type: str, next_attempt: int, max_attempts: int, *,
+                replace: bool = False) -> None:
+        """Queue the row's job for attempt `next_attempt`, RQ retrying it up to `max_attempts` in all."""
+        rq_id = self.rq_id(job_id)
+        if replace:  # a previous RQ job of this row (failed, lost, finished) must not linger in its registries
+            self._delete(rq_id)
+        retries = max_attempts - next_attempt
+        # RQ picks interval [len - retries_left]: the full list keeps attempt n's wait at index n-1.
+        retry = Retry(max=retries, interval=service.retry_intervals(max_attempts, self.backoff_base)) \
+            if retries > 0 else None
+        job_type_ = types.JOB_TYPES.get(job_type)
+        self.queue.enqueue(TASK, job_id, job_id=rq_id, retry=retry, on_success=ON_SUCCESS, on_failure=ON_FAILURE,
+                           result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL,
+                           job_timeout=job_type_.timeout if job_type_ else 60,
+                           description=f"{job_type} job {job_id}")
 
+    def abandon(self, job_ids: list[int]) -> None:
+        """Expire these jobs' entries in RQ's started registry now, and run RQ's cleanup: it calls the failure
+        callback (AbandonedJobError) and retries or fails each job as it would after its own, later, timeout."""
+        registry = StartedJobRegistry(queue=self.queue)
+        wanted = {self.rq_id(job_id) for job_id in job_ids}
+        expired = {entry: 0 for entry in self.queue.connection.zrange(registry.key, 0, -1)
+                   if registry.parse_job_id(entry) in wanted}
+        if expired:
+            self.queue.connection.zadd(registry.key, expired, xx=True)
+            registry.cleanup()
 
-def dispatch(job_id: int, job_type: str, attempt: int, delay: float = 0.0) -> None:
-    """Run `attempt` of the job after `delay` seconds. Raises redis.RedisError when RQ cannot take it."""
-    if redis_store.embedded:
-        from . import runner
-
-        runner.dispatch(current_app._get_current_object(), job_id, attempt, delay)
-        return
-    queue = rq_queue()
-    # A short result_ttl, not 0: RQ deletes a 0-TTL job from every registry, many round trips per job; with a TTL
-    # the key just expires. Nobody reads RQ results: the row holds the result.
-    options = {"job_id": rq_job_id(job_id, attempt), "result_ttl": 60, "failure_ttl": 24 * 3600,
-               "job_timeout": types.JOB_TYPES[job_type].timeout if job_type in types.JOB_TYPES else 60,
-               "description": f"{job_type} job {job_id}, attempt {attempt}"}
-    if delay > 0:
-        # RQ's scheduler keeps whole seconds (truncated); rounding up means a retry never comes early.
-        due = datetime.fromtimestamp(math.ceil(datetime.now(UTC).timestamp() + delay), UTC)
-        queue.enqueue_at(due, TASK, job_id, attempt, **options)
-    else:
-        queue.enqueue(TASK, job_id, attempt, **options)
-
-
-def ensure_dispatched(job_id: int, job_type: str, attempt: int) -> bool:
-    """Re-dispatch an overdue attempt unless RQ still holds it; True when it was dispatched again.
-
-    Covers a retry whose enqueue failed, a scheduled retry stuck because the scheduler's worker died (its lock
-    outlives it by a minute), and a queue emptied by a Redis restart.
-    """
-    if redis_store.embedded:
-        dispatch(job_id, job_type, attempt)
+    def ensure_queued(self, job_id: int, job_type: str, next_attempt: int, max_attempts: int) -> bool:
+        """Queue an overdue job again unless RQ still holds it; an overdue scheduled retry (its scheduler's worker
+        died; the lock outlives it) is moved to the queue."""
+        rq_id = self.rq_id(job_id)
+        try:
+            rq_job = RQJob.fetch(rq_id, connection=self.queue.connection, serializer=JSONSerializer)
+            status = rq_job.get_status()
+        except NoSuchJobError:
+            rq_job, status = None, None
+        if status == RQStatus.SCHEDULED and rq_job is not None:
+            self.queue.scheduled_job_registry.remove(rq_job)
+            self.queue.enqueue_job(rq_job)
+            return True
+        if status in _PENDING:
+            return False
+        self.enqueue(job_id, job_type, next_attempt, max_attempts, replace=True)
         return True
-    queue = rq_queue()
-    rq_id = rq_job_id(job_id, attempt)
-    try:
-        status = RQJob.fetch(rq_id, connection=queue.connection).get_status()
-    except NoSuchJobError:
-        status = None
-    if status in _PENDING:
-        return False
-    if status == RQStatus.SCHEDULED:
-        ScheduledJobRegistry(queue=queue).remove(rq_id)
-    dispatch(job_id, job_type, attempt)
-    return True
+
+    def _delete(self, rq_id: str) -> None:
+        with contextlib.suppress(NoSuchJobError):
+            RQJob.fetch(rq_id, connection=self.queue.connection, serializer=JSONSerializer).delete()

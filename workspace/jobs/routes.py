@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
-from flask import send_file
+from flask import Response, stream_with_context
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
@@ -12,9 +10,18 @@ from ..auth.current import current_user_id
 from ..errors import NotFound
 from ..schemas import PageArgs
 from . import service
+from .queue import RQDispatcher
+from .runner import EmbeddedDispatcher
 from .schemas import MAX_ID, IdempotencyHeader, JobAcceptedOut, JobOut, JobPageOut, JobRunIn
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v1", description="Background jobs.")
+
+
+@bp.record
+def _install_dispatcher(state) -> None:
+    """Each app hands attempts to RQ (REDIS_URL set) or runs them in-process; the service only sees the result."""
+    app = state.app
+    app.extensions["jobs_dispatcher"] = RQDispatcher(app) if app.config.get("REDIS_URL") else EmbeddedDispatcher(app)
 
 
 def _checked_id(value: int) -> int:
@@ -33,6 +40,8 @@ def _checked_id(value: int) -> int:
 @bp.alt_response(404, description="No such project (or not a member).")
 @bp.alt_response(409, description="Idempotency-Key reused with a different body.")
 @bp.alt_response(422, description="Unknown type or invalid payload.")
+@bp.alt_response(429, description="`job_quota_exceeded`: the caller already has JOB_MAX_IN_FLIGHT_PER_USER "
+                                  "unfinished jobs (details: limit, in_flight).")
 @bp.alt_response(503, description="The job queue is unavailable; nothing was created.")
 def run_job(body, headers):
     """Queue a job on a project (owner or collaborator)."""
@@ -55,10 +64,13 @@ def get_job(job_id):
 @bp.response(200, content_type="application/zip", description="The export's zip archive.")
 @bp.alt_response(404, description="No such job, not a member, or the job has no artifact.")
 def get_artifact(job_id):
-    """Download an export job's zip."""
+    """Download an export job's zip (streamed from the database a chunk at a time)."""
     artifact = service.artifact_for_member(_checked_id(job_id), current_user_id())
-    response = send_file(io.BytesIO(artifact.data), mimetype=artifact.content_type, as_attachment=True,
-                         download_name=artifact.filename, max_age=0)
+    response = Response(stream_with_context(service.artifact_chunks(artifact.job_id)),
+                        mimetype=artifact.content_type, direct_passthrough=True)
+    response.content_length = artifact.size
+    response.headers["Content-Disposition"] = f'attachment; filename="{artifact.filename}"'
+    response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Content-SHA256"] = artifact.sha256
     return response
 

@@ -1,8 +1,13 @@
-"""Jobs: submission (idempotent), reads, and every state change of a job's row, each a compare-and-set.
+"""Jobs: submission (idempotent, within the user's quota), reads, and every state change of a job's row, each a
+compare-and-set.
 
 The row is the source of truth: queued → running → (retrying → running)* → succeeded | failed. A transition only
 applies when the row is still in the state (and at the attempt) its caller saw, so a re-delivered or duplicated
 attempt never applies twice. Every applied transition is announced as `events.job_updated`.
+
+Where an attempt runs is not this module's business: it hands attempts to the app's dispatcher
+(`app.extensions["jobs_dispatcher"]`: RQ in `queue.py`, or the embedded runner in `runner.py`), installed when the
+jobs blueprint is registered.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import random
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import sqlalchemy as sa
@@ -19,17 +26,51 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from .. import events
-from ..errors import Conflict, NotFound, ServiceUnavailable
+from ..errors import ApiError, Conflict, NotFound, ServiceUnavailable
 from ..extensions import db
-from ..models import Job, JobArtifact, JobStatus, utcnow
+from ..models import Job, JobArtifact, JobStatus, User, utcnow
 from ..policy import Action, authorize
-from . import queue, types
+from . import export, types
 
 log = logging.getLogger(__name__)
 
 WAITING = (JobStatus.QUEUED, JobStatus.RETRYING)
+IN_FLIGHT = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 IDEMPOTENCY_TTL = timedelta(hours=24)
 REAP_BATCH = 100
+LOST_ERROR = "The worker running this attempt stopped before finishing it (worker lost)."
+
+
+class Dispatcher(Protocol):
+    """Runs attempts of jobs: RQ (`queue.RQDispatcher`) or in-process (`runner.EmbeddedDispatcher`)."""
+
+    def enqueue(self, job_id: int, job_type: str, next_attempt: int, max_attempts: int, *,
+                replace: bool = False) -> None:
+        """Run attempt `next_attempt` now (and the later ones, with backoff, if it fails). Raises RedisError."""
+
+    def abandon(self, job_ids: list[int]) -> None:
+        """These jobs' running attempts are lost: fail them (and retry) the way the runner does for a dead worker."""
+
+    def ensure_queued(self, job_id: int, job_type: str, next_attempt: int, max_attempts: int) -> bool:
+        """Queue the job's next attempt again unless the runner still holds it; True when it was queued again."""
+
+
+def dispatcher() -> Dispatcher:
+    return current_app.extensions["jobs_dispatcher"]
+
+
+def backoff_delay(failed_attempt: int, base: float, rng: random.Random | None = None) -> float:
+    """Seconds before the attempt after `failed_attempt`: base·2^(n-1), with "equal jitter" (half fixed, half random),
+    so retries of jobs that failed together spread out but never come sooner than half the nominal delay."""
+    nominal = base * 2 ** (failed_attempt - 1)
+    return nominal / 2 + (rng or random).uniform(0, nominal / 2)
+
+
+def retry_intervals(max_attempts: int, base: float) -> list[int]:
+    """The waits before attempts 2..max_attempts, drawn once per job, in whole seconds for RQ's Retry. RQ's scheduler
+    truncates a retry's due time to the second (it may come up to 1 s early), so each wait is rounded up and given
+    one more second: a retry never comes sooner than its backoff, and at most 2 s later."""
+    return [math.ceil(backoff_delay(n, base)) + 1 for n in range(1, max_attempts)]
 
 
 def request_hash(project_id: int, job_type: str, payload: Any) -> str:
@@ -41,7 +82,8 @@ def request_hash(project_id: int, job_type: str, payload: Any) -> str:
 def submit(user_id: int, project_id: int, job_type: str, payload: Any,
            idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Create and dispatch a job; returns (job, created). With a key already used by this user in the last 24 h,
-    returns the original job (created False) or raises Conflict when the request differs from the original."""
+    returns the original job (created False) or raises Conflict when the request differs from the original.
+    Raises a 429 `job_quota_exceeded` when the user already has JOB_MAX_IN_FLIGHT_PER_USER unfinished jobs."""
     authorize(project_id, user_id, Action.EDIT)
     clean_payload = types.validate_payload(job_type, payload)
     fingerprint = request_hash(project_id, job_type, payload)
@@ -54,6 +96,7 @@ def submit(user_id: int, project_id: int, job_type: str, payload: Any,
         db.session.execute(sa.update(Job).where(
             Job.user_id == user_id, Job.idempotency_key == idempotency_key, Job.created_at < now - IDEMPOTENCY_TTL,
         ).values(idempotency_key=None, request_hash=None))
+    _check_quota(user_id)
     job = Job(project_id=project_id, user_id=user_id, type=job_type, payload=clean_payload, status=JobStatus.QUEUED,
               attempts=0, max_attempts=current_app.config["JOB_MAX_ATTEMPTS"], idempotency_key=idempotency_key,
               request_hash=fingerprint if idempotency_key else None, created_at=now, next_attempt_at=now)
@@ -70,7 +113,7 @@ def submit(user_id: int, project_id: int, job_type: str, payload: Any,
             raise
         return _replay(existing, fingerprint), False
     try:
-        queue.dispatch(job.id, job.type, 1)
+        dispatcher().enqueue(job.id, job.type, 1, job.max_attempts)
     except redis.RedisError as exc:
         # Refuse rather than accept a job nothing will run: no row is left behind, so the client may retry,
         # with the same Idempotency-Key too.
@@ -81,6 +124,22 @@ def submit(user_id: int, project_id: int, job_type: str, payload: Any,
                                  headers={"Retry-After": "5"}) from None
     announce(job)
     return job, True
+
+
+def _check_quota(user_id: int) -> None:
+    """At most JOB_MAX_IN_FLIGHT_PER_USER queued, running or retrying jobs per user (0: no limit). The user's row is
+    locked until the job's insert commits, so concurrent submissions cannot both take the last slot."""
+    limit = current_app.config["JOB_MAX_IN_FLIGHT_PER_USER"]
+    if not limit:
+        return
+    db.session.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+    in_flight = db.session.scalar(sa.select(sa.func.count()).select_from(Job).where(
+        Job.user_id == user_id, Job.status.in_(IN_FLIGHT)))
+    if in_flight >= limit:
+        db.session.rollback()
+        raise ApiError(f"You already have {in_flight} unfinished jobs (the limit is {limit}); "
+                       "wait for some to finish.", code="job_quota_exceeded", status=429,
+                       details={"limit": limit, "in_flight": in_flight}, headers={"Retry-After": "5"})
 
 
 def _by_key(user_id: int, key: str, now: datetime) -> Job | None:
@@ -108,11 +167,17 @@ def get_for_member(job_id: int, user_id: int) -> Job:
 
 
 def artifact_for_member(job_id: int, user_id: int) -> JobArtifact:
-    get_for_member(job_id, user_id)
-    artifact = db.session.get(JobArtifact, job_id)
+    """The artifact of a succeeded job (not one a later-lost attempt left behind); NotFound otherwise."""
+    job = get_for_member(job_id, user_id)
+    artifact = db.session.get(JobArtifact, job_id) if job.status == JobStatus.SUCCEEDED else None
     if artifact is None:
         raise NotFound("This job has no artifact.", code="artifact_not_found")
     return artifact
+
+
+def artifact_chunks(job_id: int):
+    """The artifact's bytes in order, one chunk (one query) at a time."""
+    return export.artifact_chunks(job_id)
 
 
 def list_for_project(project_id: int, user_id: int, page: int, per_page: int) -> dict:
@@ -149,18 +214,22 @@ def announce(job: Job) -> None:
     events.announce(events.job_updated, job=job)
 
 
-def claim(job_id: int, attempt: int) -> Job | None:
-    """queued|retrying → running, as attempt number `attempt`; None when another delivery got there first."""
+def lease() -> timedelta:
+    return timedelta(seconds=current_app.config["JOB_LEASE_SECONDS"])
+
+
+def claim(job_id: int) -> Job | None:
+    """queued|retrying → running as the next attempt; None when another delivery got there first (or it is done)."""
     now = utcnow()
-    return _apply(job_id, [Job.status.in_(WAITING), Job.attempts == attempt - 1], {
-        "status": JobStatus.RUNNING, "attempts": attempt, "started_at": now, "lease_expires_at": now + _lease(),
-        "updated_at": now})
+    return _apply(job_id, [Job.status.in_(WAITING)], {
+        "status": JobStatus.RUNNING, "attempts": Job.attempts + 1, "started_at": now,
+        "lease_expires_at": now + lease(), "updated_at": now})
 
 
 def renew_lease(job_id: int, attempt: int, progress: dict | None = None) -> bool:
     """Extend a running attempt's lease (and record progress, announced); False when the attempt is no longer ours."""
     now = utcnow()
-    values: dict[str, Any] = {"lease_expires_at": now + _lease(), "updated_at": now}
+    values: dict[str, Any] = {"lease_expires_at": now + lease(), "updated_at": now}
     conditions = [Job.status == JobStatus.RUNNING, Job.attempts == attempt]
     if progress is None:
         result = db.session.execute(sa.update(Job).where(Job.id == job_id, *conditions).values(**values)
@@ -171,80 +240,84 @@ def renew_lease(job_id: int, attempt: int, progress: dict | None = None) -> bool
     return _apply(job_id, conditions, values) is not None
 
 
-def complete(job_id: int, attempt: int, result: Any, artifact: JobArtifact | None = None) -> Job | None:
-    """running → succeeded, storing the result (and artifact) in the same transaction."""
-    if artifact is not None:
-        db.session.merge(artifact)
+def complete(job_id: int, attempt: int, result: Any) -> Job | None:
+    """running → succeeded, storing the result."""
     now = utcnow()
     return _apply(job_id, [Job.status == JobStatus.RUNNING, Job.attempts == attempt], {
         "status": JobStatus.SUCCEEDED, "result": result, "finished_at": now, "lease_expires_at": None,
         "updated_at": now})
 
 
-def fail_attempt(job_id: int, attempt: int, error: str, *, lost: bool = False,
-                 now: datetime | None = None) -> Job | None:
-    """running → retrying (next attempt dispatched after the backoff) or → failed after the last attempt.
+def fail_attempt(job_id: int, attempt: int | None, error: str, retry_at: datetime | None, *,
+                 retries_left: int = 0, lost: bool = False, now: datetime | None = None) -> Job | None:
+    """running → retrying (the next attempt due at `retry_at`) or, with `retry_at` None, → failed.
 
-    `lost`: the attempt's worker died (its lease expired); the retry is dispatched at once, and only if the lease
-    is still expired when the update applies.
+    `attempt` None: the attempt the runner's retry count implies (attempts == max_attempts - retries_left), for a
+    failure reported without it (RQ's abandoned-job cleanup). `lost`: only while the attempt's lease is expired.
     """
-    job = db.session.get(Job, job_id, populate_existing=True)
-    if job is None:
-        return None
     now = now or utcnow()
-    conditions = [Job.status == JobStatus.RUNNING, Job.attempts == attempt]
+    conditions = [Job.status == JobStatus.RUNNING,
+                  Job.attempts == (attempt if attempt is not None else Job.max_attempts - retries_left)]
     if lost:
         conditions.append(Job.lease_expires_at < now)
     values: dict[str, Any] = {"error": error[:4000], "lease_expires_at": None, "updated_at": now}
-    retry = attempt < job.max_attempts
-    delay = 0.0
-    if retry:
-        delay = 0.0 if lost else queue.backoff_delay(attempt, current_app.config["JOB_BACKOFF_BASE_SECONDS"])
-        values.update(status=JobStatus.RETRYING, next_attempt_at=now + timedelta(seconds=delay))
+    if retry_at is not None:
+        values.update(status=JobStatus.RETRYING, next_attempt_at=retry_at)
     else:
         values.update(status=JobStatus.FAILED, finished_at=now)
-    job = _apply(job_id, conditions, values)
-    if job is not None and retry:
-        try:
-            queue.dispatch(job.id, job.type, attempt + 1, delay)
-        except redis.RedisError as exc:
-            # The row says retrying with a due time; the reaper dispatches it once it is overdue.
-            log.warning("could not dispatch retry of job %s: %s", job.id, exc)
-    return job
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=current_app.config["JOB_LEASE_SECONDS"])
+    return _apply(job_id, conditions, values)
 
 
 # --- recovery and maintenance (workers' maintenance loop, the ops CLI) ---
 
 def reap_lost_jobs(now: datetime | None = None) -> int:
-    """Retry running jobs whose worker died (lease expired) and re-dispatch overdue waiting jobs RQ lost.
+    """Retry (or fail) running jobs whose worker died, and queue again overdue waiting jobs the runner lost.
 
-    Returns how many jobs it acted on. Safe to run in every worker at once: each action is a compare-and-set or
-    recognises an attempt RQ already holds.
+    A job's lease (renewed by its attempt) says within JOB_LEASE_SECONDS that its worker is gone; RQ alone would
+    notice only when the attempt's entry in its started registry expires (the job's timeout + 60 s for a
+    SimpleWorker). Lost attempts go through the runner's own abandoned-job handling first (RQ: failure callback and
+    Retry); any the runner no longer knows (Redis lost it, a callback failed) are failed and retried here.
+    Returns how many jobs it acted on. Safe in every worker at once: each step is a compare-and-set.
     """
     now = now or utcnow()
-    acted = 0
-    lost = db.session.execute(sa.select(Job.id, Job.attempts).where(
+    lost = db.session.execute(sa.select(Job.id, Job.type, Job.attempts, Job.max_attempts).where(
         Job.status == JobStatus.RUNNING, Job.lease_expires_at < now).limit(REAP_BATCH)).all()
-    for job_id, attempt in lost:
-        if fail_attempt(job_id, attempt, f"worker lost during attempt {attempt} (lease expired)", lost=True, now=now):
-            log.warning("job %s: attempt %s lost with its worker; retrying", job_id, attempt)
-            acted += 1
-    overdue = db.session.execute(sa.select(Job.id, Job.type, Job.attempts).where(
-        Job.status.in_(WAITING), Job.next_attempt_at < now - _lease()).limit(REAP_BATCH)).all()
+    overdue = db.session.execute(sa.select(Job.id, Job.type, Job.attempts, Job.max_attempts).where(
+        Job.status.in_(WAITING), Job.next_attempt_at < now - lease()).limit(REAP_BATCH)).all()
     db.session.commit()
-    for job_id, job_type, attempts in overdue:
+    acted = 0
+    if lost:
         try:
-            if queue.ensure_dispatched(job_id, job_type, attempts + 1):
-                log.warning("job %s: attempt %s was overdue and not queued; dispatched again", job_id, attempts + 1)
+            dispatcher().abandon([row.id for row in lost])
+        except redis.RedisError as exc:
+            log.warning("reaper could not hand lost jobs to RQ: %s", exc)
+        for job_id, job_type, attempt, max_attempts in lost:
+            acted += 1
+            retry = attempt < max_attempts
+            job = fail_attempt(job_id, attempt, LOST_ERROR, now if retry else None, lost=True, now=now)
+            if job is None:
+                continue  # the runner handled it (or the attempt finished meanwhile)
+            log.warning("job %s: attempt %s lost with its worker; %s", job_id, attempt,
+                        "retrying" if retry else "failed")
+            if retry:
+                _redispatch(job_id, job_type, attempt + 1, max_attempts)
+    for job_id, job_type, attempts, max_attempts in overdue:
+        try:
+            if dispatcher().ensure_queued(job_id, job_type, attempts + 1, max_attempts):
+                log.warning("job %s: attempt %s was overdue and not queued; queued again", job_id, attempts + 1)
                 acted += 1
         except redis.RedisError as exc:
             log.warning("reaper could not check job %s: %s", job_id, exc)
             break
     return acted
+
+
+def _redispatch(job_id: int, job_type: str, next_attempt: int, max_attempts: int) -> None:
+    try:
+        dispatcher().enqueue(job_id, job_type, next_attempt, max_attempts, replace=True)
+    except redis.RedisError as exc:
+        # The row says queued/retrying with a due time; the reaper queues it once it is overdue.
+        log.warning("could not queue job %s again (the reaper will): %s", job_id, exc)
 
 
 def requeue_failed_jobs(project_id: int | None = None, since: datetime | None = None,
@@ -265,10 +338,7 @@ def requeue_failed_jobs(project_id: int | None = None, since: datetime | None = 
             "updated_at": now})
         if job is not None:
             count += 1
-            try:
-                queue.dispatch(job_id, job_type, 1)
-            except redis.RedisError as exc:
-                log.warning("requeued job %s not dispatched yet (the reaper will): %s", job_id, exc)
+            _redispatch(job_id, job_type, 1, job.max_attempts)
     return count
 
 

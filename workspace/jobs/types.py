@@ -6,34 +6,20 @@ A handler gets an `Attempt` and returns the job's result; it raises to fail the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ..errors import ValidationFailed
+from .attempt import Attempt, JobFailure
+from .export import build_export
 
 MAX_SLEEP_SECONDS = 60
 MAX_FAIL_TIMES = 10
 
 
-@dataclass
-class Attempt:
-    """One run of one job, as a handler sees it."""
-
-    job_id: int
-    number: int
-    project_id: int
-    payload: dict[str, Any]
-    # Waits without blocking the process's other work (time.sleep in a worker, socketio.sleep embedded).
-    sleep: Callable[[float], None]
-    # Renews the job's lease (call it at least every lease/3 seconds in long work) and records progress.
-    heartbeat: Callable[..., None]
-    # A handler that produces a file (export) leaves it here; it is stored with the result, atomically.
-    artifact: Any = field(default=None)
-
-
-class FlakyFailure(RuntimeError):
+class FlakyFailure(JobFailure):
     """The deliberate failure of a `flaky` job."""
 
 
@@ -68,7 +54,7 @@ def run_echo(attempt: Attempt) -> Any:
 
 def run_sleep(attempt: Attempt) -> dict:
     remaining = float(attempt.payload["seconds"])
-    step = attempt_step()
+    step = attempt.step
     while remaining > 0:
         chunk = min(step, remaining)
         attempt.sleep(chunk)
@@ -77,24 +63,11 @@ def run_sleep(attempt: Attempt) -> dict:
     return {"slept": attempt.payload["seconds"]}
 
 
-def attempt_step() -> float:
-    """How long a handler may go without a heartbeat: a third of the lease."""
-    from flask import current_app
-
-    return max(0.1, current_app.config["JOB_LEASE_SECONDS"] / 3)
-
-
 def run_flaky(attempt: Attempt) -> dict:
     fail_times = attempt.payload["fail_times"]
     if attempt.number <= fail_times:
         raise FlakyFailure(f"flaky job failing on purpose (attempt {attempt.number} of the first {fail_times})")
     return {"succeeded_on_attempt": attempt.number}
-
-
-def run_export(attempt: Attempt) -> dict:
-    from .export import build_export
-
-    return build_export(attempt)
 
 
 @dataclass(frozen=True)
@@ -109,7 +82,7 @@ JOB_TYPES: dict[str, JobType] = {t.name: t for t in (
     JobType("echo", AnyPayload, run_echo, 60),
     JobType("sleep", SleepPayload, run_sleep, MAX_SLEEP_SECONDS + 60),
     JobType("flaky", FlakyPayload, run_flaky, 60),
-    JobType("export", ExportPayload, run_export, 600),
+    JobType("export", ExportPayload, build_export, 600),
 )}
 
 

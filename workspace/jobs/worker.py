@@ -1,10 +1,10 @@
 """The job worker: `python -m workspace.jobs.worker` (the Procfile's `worker:` line).
 
-An RQ worker on the RQ_QUEUE queue with the scheduler (retries are scheduled with a delay) whose maintenance loop
-also runs the reaper: every JOB_REAPER_INTERVAL_SECONDS it retries jobs whose worker died (expired lease) and
-re-dispatches overdue jobs RQ lost. JOB_WORKER_CLASS picks `simple` (RQ's SimpleWorker: no fork per job, the
-production default, see README "Jobs") or `fork` (RQ's Worker: a work horse per job). The classes also work with
-`rq worker --worker-class workspace.jobs.worker.ReapingSimpleWorker`.
+An RQ worker on the RQ_QUEUE queue, reading JSON (never pickles), with the scheduler (RQ's Retry intervals need
+it), whose maintenance loop also runs the reaper every JOB_REAPER_INTERVAL_SECONDS (see `queue.py` for what RQ
+does and what the reaper adds). JOB_WORKER_CLASS picks `simple` (RQ's SimpleWorker: no fork per job, the
+production default, see docs/jobs.md) or `fork` (RQ's Worker: a work horse per job). The classes also work with
+`rq worker --serializer rq.serializers.JSONSerializer --worker-class workspace.jobs.worker.ReapingSimpleWorker`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ import logging
 
 from rq import SimpleWorker, Worker
 from rq.exceptions import StopRequested
+from rq.serializers import JSONSerializer
+
+from .queue import rq_queue
+from .service import reap_lost_jobs
+from .tasks import worker_app
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +28,6 @@ class ReapingMixin:
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
-        from .service import reap_lost_jobs
-        from .tasks import worker_app
-
         try:
             with worker_app().app_context():
                 reap_lost_jobs()
@@ -48,9 +50,6 @@ WORKER_CLASSES = {"simple": ReapingSimpleWorker, "fork": ReapingForkWorker}
 
 def build_worker(worker_class: str | None = None, name: str | None = None) -> Worker:
     """A worker for this deployment's queue, configured from the app (call inside no context; builds the app)."""
-    from .queue import rq_queue
-    from .tasks import worker_app
-
     app = worker_app()
     if not app.config.get("REDIS_URL"):
         raise SystemExit("REDIS_URL is not set: jobs run inside the web process (embedded mode), no worker needed")
@@ -60,7 +59,7 @@ def build_worker(worker_class: str | None = None, name: str | None = None) -> Wo
         queue = rq_queue()
     # An idle worker blocks in BLPOP for worker_ttl - 15 s between maintenance passes; tie it to the interval.
     return cls([queue], connection=queue.connection, name=name, maintenance_interval=interval,
-               worker_ttl=interval + 15)
+               worker_ttl=interval + 15, serializer=JSONSerializer)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,13 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     worker = build_worker(args.worker_class, args.name)
     worker.work(with_scheduler=True, burst=args.burst, max_jobs=args.max_jobs,
-                logging_level=worker_app_log_level())
-
-
-def worker_app_log_level() -> str:
-    from .tasks import worker_app
-
-    return str(worker_app().config.get("LOG_LEVEL", "INFO")).upper()
+                logging_level=str(worker_app().config.get("LOG_LEVEL", "INFO")).upper())
 
 
 if __name__ == "__main__":

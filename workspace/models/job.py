@@ -61,14 +61,27 @@ class Job(db.Model):
 
 
 class JobArtifact(db.Model):
-    """A job's stored output (an export's zip), kept in the database so any web process can serve it."""
+    """A job's stored output (an export's zip), kept in the database so any web process can serve it.
+
+    The bytes are in `JobArtifactChunk` rows, written and read one chunk at a time: neither the worker that builds
+    an export nor the web process that serves it ever holds the whole archive in memory.
+    """
 
     __tablename__ = "job_artifacts"
 
     job_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     content_type: so.Mapped[str] = so.mapped_column(sa.String(100), default="application/zip")
     filename: so.Mapped[str] = so.mapped_column(sa.String(255))
-    data: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
-    size: so.Mapped[int] = so.mapped_column()
+    size: so.Mapped[int] = so.mapped_column(sa.BigInteger)
     sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
     created_at: so.Mapped[datetime] = so.mapped_column(UtcDateTime(), default=utcnow)
+
+
+class JobArtifactChunk(db.Model):
+    """One piece (at most `ARTIFACT_CHUNK_BYTES`) of an artifact's bytes; `seq` orders them from 0."""
+
+    __tablename__ = "job_artifact_chunks"
+
+    job_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: so.Mapped[int] = so.mapped_column(primary_key=True, autoincrement=False)
+    data: so.Mapped[bytes] = so.mapped_column(sa.LargeBinary)
