@@ -52,12 +52,14 @@ def test_retries_back_off_then_succeed_or_fail_with_the_error(app, make_app, mak
     flaky = run(client, team.owner, team.project_id, "flaky", {"fail_times": 2}).get_json()["job_id"]
     doomed = run(client, team.owner, team.project_id, "flaky", {"fail_times": 3}).get_json()["job_id"]
 
-    # Each attempt's row, read when its `running` event arrives: started_at, and when it was due (next_attempt_at).
-    attempts = {}
-    for number in (1, 2, 3):
-        events.wait(lambda e, n=number: e["job_id"] == flaky and e["status"] == "running" and e["attempts"] == n)
-        attempts[number] = client.get(f"/api/v1/jobs/{flaky}", headers=team.owner.headers).get_json()
+    # The row as each attempt ended: at attempt n's `retrying` event it holds attempt n's started_at and when
+    # attempt n+1 is due (next_attempt_at; the retry cannot start within its backoff, so this read is not racy).
+    ended = {}
+    for number in (1, 2):
+        events.wait(lambda e, n=number: e["job_id"] == flaky and e["status"] == "retrying" and e["attempts"] == n)
+        ended[number] = client.get(f"/api/v1/jobs/{flaky}", headers=team.owner.headers).get_json()
     events.wait(lambda e: e["job_id"] == flaky and e["status"] == "succeeded", timeout=15)
+    ended[3] = client.get(f"/api/v1/jobs/{flaky}", headers=team.owner.headers).get_json()
     events.wait(lambda e: e["job_id"] == doomed and e["status"] == "failed", timeout=15)
 
     assert events.statuses(flaky) == ["queued", "running", "retrying", "running", "retrying", "running", "succeeded"]
@@ -72,12 +74,12 @@ def test_retries_back_off_then_succeed_or_fail_with_the_error(app, make_app, mak
     # (its failure is immediate), plus at most 2 s because RQ's scheduler keeps whole seconds, and never started
     # before it was due.
     for number, nominal in ((2, 1.0), (3, 2.0)):
-        started_before = when(attempts[number - 1]["started_at"])
-        due = when(attempts[number]["next_attempt_at"])
-        started = when(attempts[number]["started_at"])
-        assert nominal / 2 <= (due - started_before).total_seconds() <= nominal + 2.5, (number, attempts)
-        assert due <= started, (number, attempts)
-        assert (started - due).total_seconds() < 2.5, (number, attempts)
+        started_before = when(ended[number - 1]["started_at"])
+        due = when(ended[number - 1]["next_attempt_at"])
+        started = when(ended[number]["started_at"])
+        assert nominal / 2 <= (due - started_before).total_seconds() <= nominal + 2.5, (number, ended)
+        assert due <= started, (number, ended)
+        assert (started - due).total_seconds() < 2.5, (number, ended)
 
 
 def test_a_worker_killed_mid_job_loses_nothing(app, client, make_user, worker_env, processes, events):
