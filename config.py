@@ -111,6 +111,21 @@ class Config:
         # The `process` label of per-process metrics: set it per process (web1, web2); Heroku's DYNO works as is.
         self.PROCESS_NAME = _env("PROCESS_NAME") or _env("DYNO") or f"{socket.gethostname()}:{os.getpid()}"
 
+        # --- socket security (docs/security.md, "Sockets") ---
+        # After its access token expires, a socket has this long to hand over a fresh one (`auth`) before it is cut.
+        self.SOCKET_TOKEN_GRACE_SECONDS = float(_env("SOCKET_TOKEN_GRACE_SECONDS", "10"))
+        # An Engine.IO session that has not completed a Socket.IO CONNECT in this time is closed.
+        self.SOCKET_CONNECT_TIMEOUT_SECONDS = float(_env("SOCKET_CONNECT_TIMEOUT_SECONDS", "10"))
+        # Binary attachments of one Socket.IO packet: at most this many, and this many bytes in total.
+        self.SOCKET_MAX_ATTACHMENTS = _int("SOCKET_MAX_ATTACHMENTS", 4)
+        self.SOCKET_MAX_ATTACHMENT_BYTES = _int("SOCKET_MAX_ATTACHMENT_BYTES", self.MAX_CONTENT_LENGTH)
+        # Socket payloads nested deeper than this are refused (invalid_json), as are integers longer than
+        # SOCKET_MAX_INT_DIGITS digits (validation_error).
+        self.SOCKET_MAX_JSON_DEPTH = _int("SOCKET_MAX_JSON_DEPTH", 64)
+        self.SOCKET_MAX_INT_DIGITS = _int("SOCKET_MAX_INT_DIGITS", 64)
+        # Testing only (APP_ENV=testing): named pause points the security tests use to force an interleaving.
+        self.FAILPOINTS = frozenset(p.strip() for p in (_env("FAILPOINTS", "") or "").split(",") if p.strip())
+
         # Fixed library settings derived from the above.
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
         self.JSON_SORT_KEYS = False

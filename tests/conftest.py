@@ -21,7 +21,8 @@ from workspace import create_app
 from workspace.extensions import db
 
 # Fixtures of the in-process socket tests (sio_app, sio_connect, sio_team...) for the tests/test_realtime_*.py files.
-pytest_plugins = ["realtime_inprocess"]
+# Fixtures of the live and security tiers' socket tests (clients, team).
+pytest_plugins = ["realtime_inprocess", "realtime_live"]
 
 os.environ["APP_ENV"] = "testing"
 TABLES = ["job_artifacts", "jobs", "project_files", "memberships", "projects", "users"]

@@ -1,5 +1,6 @@
 """Socket.IO clients for the live realtime tests: the npm socket.io-client (driven through js/clients/agent.js) and
-python-socketio's client, behind one small interface whose waits are all on events with timeouts."""
+python-socketio's client, behind one small interface whose waits are all on events with timeouts; and the fixtures of
+the live and security tiers (`clients`, `team`), loaded for every tier by tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import threading
 import time
 from typing import Any
 
+import pytest
 import socketio
+from teams import make_team
 
 from processes import ROOT
 
@@ -132,6 +135,20 @@ class PyClient(Client):
 
     def close(self) -> None:
         self.sio.disconnect()
+
+
+@pytest.fixture
+def clients():
+    """Socket.IO clients a test opened (node or python); all closed when it ends."""
+    opened = []
+    yield opened
+    close_all(opened)
+
+
+@pytest.fixture
+def team(client, make_user):
+    """An owner, a collaborator and a viewer on one project (tests/teams.py)."""
+    return make_team(client, make_user)
 
 
 def close_all(clients: list[Client]) -> None:

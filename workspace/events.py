@@ -55,6 +55,10 @@ job_updated = DomainEvent("job-updated", doc="""A job's row changed state (claim
 kwargs: job (models.Job, detached, as committed).""")
 
 
+tokens_revoked = DomainEvent("tokens-revoked", doc="""Tokens stopped working before their expiry (logout, refresh-token
+re-use revoking a family). kwargs: user_id (int), jtis (list[str]: the revoked tokens' ids), family (str | None: a
+whole login family revoked), reason (str: "logout" or "refresh_token_reused"). Announced after the blocklist write.""")
+
 def announce(event: DomainEvent, **kwargs: Any) -> None:
     """Send `event` from the current app to its subscribers. Call after the commit."""
     event.send(current_app._get_current_object(), **kwargs)

@@ -70,7 +70,7 @@ def logout(body):
         refresh = tokens.decode_checked(body["refresh_token"], expected_type="refresh")
         if refresh["sub"] != access["sub"]:
             raise Unauthorized("The refresh token belongs to another account.", code="invalid_token")
-        tokens.revoke_family(refresh)
+        tokens.revoke_family(refresh, reason="logout")
     tokens.revoke(access)
 
 

@@ -16,6 +16,7 @@ import redis
 from flask import Flask, current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 
+from .. import events
 from ..errors import ServiceUnavailable, Unauthorized, error_response
 from ..extensions import jwt, redis_store
 from ..models import User
@@ -51,18 +52,23 @@ def _redis_call(fn):
         raise ServiceUnavailable("Token revocation store unavailable; try again shortly.") from exc
 
 
-def revoke(payload: dict[str, Any]) -> None:
-    """Revoke one token (by jti) until it expires."""
+def revoke(payload: dict[str, Any], reason: str = "logout") -> None:
+    """Revoke one token (by jti) until it expires; its open sockets are told (`events.tokens_revoked`)."""
     _redis_call(lambda r: r.set(redis_store.key("auth", "revoked", payload["jti"]), "1", ex=_ttl(payload)))
+    events.announce(events.tokens_revoked, user_id=int(payload["sub"]), jtis=[payload["jti"]], family=None,
+                    reason=reason)
 
 
-def revoke_family(payload: dict[str, Any]) -> None:
-    """Revoke every token of `payload`'s family, for as long as a refresh token of it could live."""
+def revoke_family(payload: dict[str, Any], reason: str = "refresh_token_reused") -> None:
+    """Revoke every token of `payload`'s family, for as long as a refresh token of it could live; the family's
+    open sockets are told (`events.tokens_revoked`)."""
     if not payload.get("fam"):
         return
     ttl = current_app.config["REFRESH_TOKEN_DAYS"] * 86400
     _redis_call(lambda r: r.set(redis_store.key("auth", "family", payload["fam"]), "1", ex=ttl))
     log.warning("token family revoked", extra={"user_id": payload.get("sub"), "family": payload["fam"]})
+    events.announce(events.tokens_revoked, user_id=int(payload["sub"]), jtis=[], family=payload["fam"],
+                    reason=reason)
 
 
 def is_revoked(payload: dict[str, Any]) -> bool:

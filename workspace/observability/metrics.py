@@ -57,7 +57,7 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 SOCKET_EVENTS = frozenset({
     "connect", "disconnect", "join", "leave", "FILE_CHANGE", "CURSOR_UPDATE", "USER_JOIN", "USER_LEAVE",
-    "JOB_UPDATE", "MEMBERSHIP_CHANGED",
+    "JOB_UPDATE", "MEMBERSHIP_CHANGED", "auth",
 })
 AUTH_KINDS = frozenset({"signup", "login", "refresh", "logout", "socket"})
 JOB_OUTCOMES = frozenset({"succeeded", "failed", "retrying"})

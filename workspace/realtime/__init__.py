@@ -16,7 +16,7 @@ from ..observability import metrics
 
 
 def init_app(app: Flask) -> None:
-    from . import compression, connection, handlers, lifecycle, subscribers
+    from . import compression, connection, handlers, lifecycle, sessions, subscribers
     from .runtime import Runtime
 
     queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", app.config["REDIS_URL"])
@@ -36,10 +36,12 @@ def init_app(app: Flask) -> None:
     )
     app.extensions["realtime"] = Runtime(app)
     subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...
+    sessions.init_app(app)  # tokens_revoked → SESSION_REVOKED and disconnect; token expiry of open sockets
     socketio.on_event("connect", connection.on_connect)
     socketio.on_event("disconnect", connection.on_disconnect)
+    socketio.on_event("auth", metrics.counts_socket_event("auth", connection.on_auth))
     for event, handler in handlers.EVENTS.items():
-        socketio.on_event(event, metrics.counts_socket_event(event, handler))
+        socketio.on_event(event, metrics.counts_socket_event(event, connection.live_token_required(handler)))
     app.wsgi_app = lifecycle.ClosingGate(app.wsgi_app, app.extensions["realtime"])
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = compression.StripWebSocketExtensions(app.wsgi_app)

@@ -1,62 +1,47 @@
-"""Socket connect and disconnect: authentication from `auth.token`, the user's own room, presence cleanup.
+"""Socket connect and disconnect of the default namespace, the `auth` event and the token guard of every event.
 
 A refused connection raises `ConnectionRefusedError(message, {"code": ...})`: the client's `connect_error` gets
 `err.message` saying why (missing, expired, revoked, invalid/forged token) and `err.data.code`. The user id comes
-from the verified token only; anything else the client sends about who it is is ignored.
+from the verified token only; anything else the client sends about who it is is ignored. The token's life after
+connect (revocation, expiry, hand-over) is `sessions.py`'s, shared with the other namespaces.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
-from flask_socketio import ConnectionRefusedError, join_room
+from flask_socketio import join_room
 
-from ..auth import tokens
 from ..errors import ApiError
 from ..observability import metrics
-from . import runtime
+from . import acks, runtime, sessions
 from .broadcast import user_room
 
 log = logging.getLogger(__name__)
-
-MESSAGES = {
-    "token_missing": "Authentication required: connect with auth: {token: '<access token>'} (token missing).",
-    "token_expired": "Token has expired; refresh it and reconnect.",
-    "token_revoked": "Token has been revoked (logged out); log in again.",
-    "invalid_token": "Token is invalid: malformed, forged or signed with another key.",
-    "wrong_token_type": "An access token is required (a refresh token was given).",
-}
-
-
-def refuse(code: str, message: str | None = None) -> None:
-    metrics.auth_attempt("socket", ok=False)
-    raise ConnectionRefusedError(message or MESSAGES.get(code, code), {"code": code})
+NAMESPACE = "/"
 
 
 def on_connect(auth: Any = None) -> None:
     rt = runtime.current()
     if rt.closing:
-        refuse("server_closing", "This server is shutting down; reconnect in a moment.")
-    token = auth.get("token") if isinstance(auth, dict) else None
-    if not isinstance(token, str) or not token.strip():
-        refuse("token_missing")
-    try:
-        claims = tokens.decode_checked(token.strip(), "access")
-    except ApiError as exc:
-        refuse(exc.code, MESSAGES.get(exc.code, exc.message))
-    user_id = int(claims["sub"])
-    rt.register(request.sid, user_id, str(claims.get("name") or ""))
+        sessions.refuse("server_closing", "This server is shutting down; reconnect in a moment.")
+    claims = sessions.authenticate(auth)
+    session = sessions.current().open(request.sid, NAMESPACE, claims)
+    rt.register(request.sid, session.user_id, session.name)
     # The WSGI environ is kept for the socket's lifetime; the parsed request Flask cached in it is not needed
     # (each event builds its own) and is most of a connection's memory after the greenlets.
     request.environ.pop("werkzeug.request", None)
     metrics.auth_attempt("socket", ok=True)
-    join_room(user_room(user_id))
+    join_room(user_room(session.user_id))
     rt.ensure_started()
 
 
 def on_disconnect(reason: Any = None) -> None:
+    sessions.current().close(request.sid, NAMESPACE)
     rt = runtime.current()
     conn = rt.connection(request.sid)
     if conn is None:
@@ -69,3 +54,24 @@ def on_disconnect(reason: Any = None) -> None:
             log.warning("presence cleanup failed at disconnect, will retry: %s", exc)
             rt.orphans.add((project_id, request.sid))
     rt.unregister(request.sid)
+
+
+@acks.acked
+def on_auth(payload: dict[str, Any]) -> dict[str, Any]:
+    """`auth` `{token}`: hand over a fresh access token of the same user; ack `{expires_at}`."""
+    session = sessions.current().hand_over(request.sid, NAMESPACE, payload.get("token"))
+    return {"expires_at": session.expires_at_iso}
+
+
+def live_token_required(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Refuse an event with `token_expired` (as its ack) once the socket's access token has expired."""
+
+    @functools.wraps(handler)
+    def guarded(*args: Any) -> dict[str, Any]:
+        try:
+            sessions.current().require_live(request.sid, NAMESPACE)
+        except ApiError as exc:
+            return acks.error_ack(exc)
+        return handler(*args)
+
+    return guarded
