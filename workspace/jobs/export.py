@@ -17,7 +17,8 @@ from ..extensions import db
 from ..models import Job, JobArtifact, JobArtifactChunk, JobStatus, ProjectFile
 from .attempt import Attempt, AttemptLost
 
-ARTIFACT_CHUNK_BYTES = 1024 * 1024
+# Each chunk is written by one INSERT, whose escaped parameter and statement cost several times its size.
+ARTIFACT_CHUNK_BYTES = 256 * 1024
 # Progress is written (and broadcast) about this many times per export, not once per file.
 PROGRESS_STEPS = 20
 
