@@ -111,17 +111,18 @@ class Config:
         # The `process` label of per-process metrics: set it per process (web1, web2); Heroku's DYNO works as is.
         self.PROCESS_NAME = _env("PROCESS_NAME") or _env("DYNO") or f"{socket.gethostname()}:{os.getpid()}"
 
-        # --- socket security (docs/security.md, "Sockets") ---
-        # After its access token expires, a socket has this long to hand over a fresh one (`auth`) before it is cut.
+        # Socket security (docs/security.md, "Sockets"). Seconds an expired socket has to send `auth` with a fresh
+        # access token before it is disconnected.
         self.SOCKET_TOKEN_GRACE_SECONDS = float(_env("SOCKET_TOKEN_GRACE_SECONDS", "10"))
-        # An Engine.IO session that has not completed a Socket.IO CONNECT in this time is closed.
+        # Seconds an Engine.IO session may stay open without completing a Socket.IO CONNECT.
         self.SOCKET_CONNECT_TIMEOUT_SECONDS = float(_env("SOCKET_CONNECT_TIMEOUT_SECONDS", "10"))
-        # Binary attachments of one Socket.IO packet: at most this many, and this many bytes in total.
+        # Most binary attachments one Socket.IO packet may announce.
         self.SOCKET_MAX_ATTACHMENTS = _int("SOCKET_MAX_ATTACHMENTS", 4)
+        # Most bytes the binary attachments of one Socket.IO packet may carry in total (default MAX_CONTENT_LENGTH).
         self.SOCKET_MAX_ATTACHMENT_BYTES = _int("SOCKET_MAX_ATTACHMENT_BYTES", self.MAX_CONTENT_LENGTH)
-        # Socket payloads nested deeper than this are refused (invalid_json), as are integers longer than
-        # SOCKET_MAX_INT_DIGITS digits (validation_error).
+        # Socket payloads nested deeper than this are refused with invalid_json.
         self.SOCKET_MAX_JSON_DEPTH = _int("SOCKET_MAX_JSON_DEPTH", 64)
+        # Integers in socket payloads longer than this many digits are refused with validation_error.
         self.SOCKET_MAX_INT_DIGITS = _int("SOCKET_MAX_INT_DIGITS", 64)
         # Testing only (APP_ENV=testing): named pause points the security tests use to force an interleaving.
         self.FAILPOINTS = frozenset(p.strip() for p in (_env("FAILPOINTS", "") or "").split(",") if p.strip())
