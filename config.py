@@ -7,9 +7,12 @@ chooses one; `load_config()` builds it from `os.environ` at call time so tests c
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
+import zlib
+from collections import Counter
 
 
 class ConfigError(RuntimeError):
@@ -126,6 +129,8 @@ class Config:
         self.SOCKET_MAX_INT_DIGITS = _int("SOCKET_MAX_INT_DIGITS", 64)
         # Testing only (APP_ENV=testing): named pause points the security tests use to force an interleaving.
         self.FAILPOINTS = frozenset(p.strip() for p in (_env("FAILPOINTS", "") or "").split(",") if p.strip())
+        # Production serves /metrics only to `Authorization: Bearer <METRICS_TOKEN>`; unset there: /metrics is a 404.
+        self.METRICS_TOKEN = _env("METRICS_TOKEN")
 
         # Fixed library settings derived from the above.
         self.SQLALCHEMY_TRACK_MODIFICATIONS = False
@@ -171,9 +176,40 @@ class ProductionConfig(Config):
     def validate(self) -> None:
         if not self.SECRETS_FROM_ENV:
             raise ConfigError("production needs SECRET_KEY and JWT_SECRET_KEY set in the environment")
-        weak = [n for n in ("SECRET_KEY", "JWT_SECRET_KEY") if len(getattr(self, n)) < 16]
-        if weak:
-            raise ConfigError(f"{', '.join(weak)} too short for production (16 characters at least)")
+        problems = [f"{name} {problem}" for name in ("SECRET_KEY", "JWT_SECRET_KEY")
+                    if (problem := secret_problem(getattr(self, name)))]
+        if problems:
+            raise ConfigError("; ".join(problems) + ". Generate each with: "
+                              "python -c \"import secrets; print(secrets.token_urlsafe(48))\"")
+
+
+# --- signing-key checks (production) ----------------------------------------------------------------------------
+# The placeholders published in .env.example (tests/security keeps this list equal to that file); anyone who read the
+# repository could sign tokens with them.
+PUBLISHED_SECRETS = frozenset({"change-me-to-a-long-random-string", "change-me-to-another-long-random-string"})
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me")
+SECRET_MIN_LENGTH = 32
+# Estimated from the key's own characters (length x Shannon entropy per character): 32 hex digits score ~118,
+# secrets.token_urlsafe(32) ~200, "abcd" * 8 exactly 64.
+SECRET_MIN_BITS = 100
+
+
+def secret_problem(value: str) -> str | None:
+    """Why `value` must not sign anything in production (a published placeholder, too short, low entropy), or None."""
+    lowered = value.lower()
+    if value in PUBLISHED_SECRETS or any(marker in lowered for marker in PLACEHOLDER_MARKERS):
+        return "is a published placeholder (from .env.example or containing 'change-me')"
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"is too short ({len(value)} characters; {SECRET_MIN_LENGTH} at least)"
+    counts = Counter(value)
+    bits = -sum(n * math.log2(n / len(value)) for n in counts.values())
+    # A repeated pattern keeps its per-character entropy but compresses away: judge by what is left.
+    compressed = len(zlib.compress(value.encode(), 9)) - 8  # zlib's header and checksum
+    if bits < SECRET_MIN_BITS:
+        return f"has too little entropy (about {int(bits)} bits; {SECRET_MIN_BITS} at least)"
+    if compressed < len(value) // 2:
+        return "has too little entropy (a repeated pattern)"
+    return None
 
 
 CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}

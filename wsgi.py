@@ -27,6 +27,15 @@ elif ASYNC_MODE == "gevent":
 
     patch_psycopg()
 
+import logging  # noqa: E402
+
+from config import ConfigError  # noqa: E402
 from workspace import create_app  # noqa: E402 - after monkey-patching, on purpose
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:
+    # One clear line naming the variable instead of a traceback; exit status 3 is gunicorn's "worker failed to boot",
+    # which stops the master instead of respawning the worker forever.
+    logging.getLogger("gunicorn.error").critical("configuration refused: %s", exc)
+    raise SystemExit(3) from None

@@ -1,5 +1,7 @@
 """The app factory and configuration."""
 
+import secrets
+
 import pytest
 
 from config import ConfigError, database_url, load_config
@@ -32,8 +34,8 @@ def test_production_refuses_short_secrets(monkeypatch):
 
 
 def test_production_starts_with_secrets_and_no_cors_by_default(monkeypatch):
-    monkeypatch.setenv("SECRET_KEY", "s" * 40)
-    monkeypatch.setenv("JWT_SECRET_KEY", "j" * 40)
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    monkeypatch.setenv("JWT_SECRET_KEY", secrets.token_urlsafe(48))
     monkeypatch.delenv("CORS_ORIGINS", raising=False)
     config = load_config("production")
     assert config.CORS_ORIGINS == []
