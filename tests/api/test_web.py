@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workspace.security_headers import RELAXED_CSP
+from workspace.security_headers import APP_CSP
 from workspace.web import SOCKETIO_CLIENT_VERSION, STATIC
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,12 +22,12 @@ def web(make_app):
 
 
 @pytest.mark.parametrize("path", ["/app", "/app/"])
-def test_app_serves_the_page_with_the_relaxed_policy(web, path):
+def test_app_serves_the_page_with_its_own_policy(web, path):
     response = web.get(path)
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     assert b"<title>Workspace</title>" in response.data
-    assert response.headers["Content-Security-Policy"] == RELAXED_CSP
+    assert response.headers["Content-Security-Policy"] == APP_CSP
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-cache"
@@ -56,7 +56,7 @@ def test_every_asset_the_page_names_loads_with_its_type(web):
         assert response.status_code == 200, url
         expected = "text/css" if url.endswith(".css") else "text/javascript"
         assert response.mimetype == expected, url
-        assert response.headers["Content-Security-Policy"] == RELAXED_CSP
+        assert response.headers["Content-Security-Policy"] == APP_CSP
 
 
 def test_every_module_import_resolves_to_a_served_file(web):

@@ -1,4 +1,5 @@
-"""Prometheus metrics, served at `GET /metrics` (text format, unauthenticated: keep it off the public internet).
+"""Prometheus metrics, served at `GET /metrics` (text format). Production serves them only to
+`Authorization: Bearer <METRICS_TOKEN>` (404 while METRICS_TOKEN is unset); development and testing serve them openly.
 
 Two kinds, so that every number is right however many processes run:
 
@@ -18,6 +19,7 @@ collapse to `other`.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import math
 import re
@@ -43,6 +45,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from .. import events
+from ..errors import NotFound, Unauthorized
 from ..extensions import db, redis_store
 
 log = logging.getLogger(__name__)
@@ -302,14 +305,31 @@ bp = Blueprint("metrics", __name__, description="Prometheus metrics for operator
 
 
 @bp.route("/metrics", methods=["GET"])
-@bp.doc(security=[], summary="Prometheus metrics (text exposition format)", responses={"200": {
-    "description": "Prometheus text format. Unauthenticated: expose it to the scraper only (the proxy refuses it "
-                   "from outside the private networks).",
-    "content": {"text/plain": {"schema": {"type": "string"}}}}})
+@bp.doc(security=[], summary="Prometheus metrics (text exposition format)", responses={
+    "200": {"description": "Prometheus text format. In production only with `Authorization: Bearer <METRICS_TOKEN>` "
+                           "(a token of its own, not an access token); development serves it openly.",
+            "content": {"text/plain": {"schema": {"type": "string"}}}},
+    "401": {"description": "Production: the METRICS_TOKEN bearer is missing or wrong."},
+    "404": {"description": "Production without METRICS_TOKEN configured: metrics are not served."}})
 def metrics_view():
     """Every metric of this process plus the global ones read from the database and Redis."""
+    _check_scraper()
     # The classic text format (0.0.4), which every Prometheus version and scraper reads.
     return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def _check_scraper() -> None:
+    """Production serves metrics to the holder of METRICS_TOKEN only, and not at all while it is unset."""
+    if current_app.config["APP_ENV"] != "production":
+        return
+    expected = current_app.config.get("METRICS_TOKEN")
+    if not expected:
+        raise NotFound("The requested resource does not exist.")
+    presented = request.headers.get("Authorization", "")
+    # Constant time: the comparison must not tell a guesser how many leading characters were right.
+    if not hmac.compare_digest(presented.encode(), f"Bearer {expected}".encode()):
+        raise Unauthorized("Metrics need Authorization: Bearer <METRICS_TOKEN>.",
+                           headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
 
 
 def _observe_request(response: Response) -> Response:
