@@ -129,6 +129,7 @@ class Config:
         self.SOCKET_MAX_INT_DIGITS = _int("SOCKET_MAX_INT_DIGITS", 64)
         # Testing only (APP_ENV=testing): named pause points the security tests use to force an interleaving.
         self.FAILPOINTS = frozenset(p.strip() for p in (_env("FAILPOINTS", "") or "").split(",") if p.strip())
+
         # Production serves /metrics only to `Authorization: Bearer <METRICS_TOKEN>`; unset there: /metrics is a 404.
         self.METRICS_TOKEN = _env("METRICS_TOKEN")
 
