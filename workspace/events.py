@@ -59,6 +59,15 @@ tokens_revoked = DomainEvent("tokens-revoked", doc="""Tokens stopped working bef
 re-use revoking a family). kwargs: user_id (int), jtis (list[str]: the revoked tokens' ids), family (str | None: a
 whole login family revoked), reason (str: "logout" or "refresh_token_reused"). Announced after the blocklist write.""")
 
+document_changed = DomainEvent("document-changed", doc="""A co-edited document took a Yjs update (stored and committed).
+kwargs: project_id (int), path (str), update (bytes: the Yjs update every live editor of the document must receive),
+origin (str | None: the socket it came from, not echoed to it).""")
+
+document_edited = DomainEvent("document-edited", doc="""An editor's update changed a file's text (the file row has it).
+kwargs: project_id (int), path (str), version (int), user (dict), content (str). Keystroke-frequent: receivers
+batch (FILE_CHANGE goes out at most once per document per COEDIT_FILE_CHANGE_INTERVAL).""")
+
+
 def announce(event: DomainEvent, **kwargs: Any) -> None:
     """Send `event` from the current app to its subscribers. Call after the commit."""
     event.send(current_app._get_current_object(), **kwargs)

@@ -3,6 +3,9 @@
 To make the writers truly overlap, a blocker transaction holds the contested row (or key) while every writer
 starts; the test waits until PostgreSQL reports them all waiting on that lock, then releases it. An
 implementation that read the version first and wrote after would let several of them "win".
+Writes go through the document store, which serialises one process's writers with a lock of its own before they
+reach the database; each thread gets a lock of its own here, so the threads stand for writers in different
+processes and only the database's row lock keeps them apart.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sqlalchemy as sa
 from pg_locks import holding, wait_for_lock_waiters
 from teams import make_team, project_url
 
+from workspace.documents import store
 from workspace.errors import Conflict
 from workspace.files import service
 
@@ -23,6 +27,11 @@ WRITERS = 6
 @pytest.fixture
 def team(client, make_user):
     return make_team(client, make_user)
+
+
+@pytest.fixture(autouse=True)
+def lock_per_writer(monkeypatch):
+    monkeypatch.setattr(store, "_lock", lambda key: threading.Lock())
 
 
 def _race(app, team, blocker_sql: list[str], **save_kwargs):
@@ -56,10 +65,10 @@ def _race(app, team, blocker_sql: list[str], **save_kwargs):
     return outcomes
 
 
-LOCK_ROW = ["SELECT 1 FROM project_files WHERE project_id = :project_id AND path = 'race.txt' FOR UPDATE"]
+LOCK_ROW = ["SELECT 1 FROM documents WHERE project_id = :project_id AND path = 'race.txt' FOR UPDATE"]
 # An uncommitted insert of the same (project_id, path) makes every other insert of it wait.
-HOLD_KEY = ["INSERT INTO project_files (project_id, path, content, version, size, updated_at) "
-            "VALUES (:project_id, 'race.txt', '', 1, 0, now())"]
+HOLD_KEY = ["INSERT INTO documents (project_id, path, snapshot_upto, update_count, created_at) "
+            "VALUES (:project_id, 'race.txt', 0, 0, now())"]
 
 
 def _content(client, team):

@@ -1,12 +1,14 @@
 """A project's files: read, save with compare-and-set on `version`, delete. REST and socket `FILE_CHANGE` both
 call `save_file` / `delete_file`, so the two behave identically.
 
-`base_version` semantics: omitted/None overwrites whatever is there (or creates the file) and bumps the version;
-`0` means "create only": the file must not exist yet (a missing file's current version is 0); `n > 0` succeeds only
-if the stored version is still `n`. Anything else is `Conflict(code="conflict", details={"current_version": m})`
-with `m = 0` for a missing file. Race safety comes from the database, not from a read-then-write: the update is
-`UPDATE ... WHERE version = :base` (one concurrent writer matches, the others see 0 rows) and creation is
-`INSERT ... ON CONFLICT DO NOTHING` on the unique (project_id, path), so of two concurrent creators one wins.
+Every file is also a co-edited Yjs document (`workspace.documents`): a save or delete changes the text THROUGH a
+CRDT update computed from the old and new text, which live editors receive, and the document store writes the file
+row in the same transaction. `base_version` semantics: omitted/None overwrites whatever is there (or creates the
+file) and bumps the version; `0` means "create only": the file must not exist yet (a missing file's current version
+is 0); `n > 0` succeeds only if the stored version is still `n`. Anything else is
+`Conflict(code="conflict", details={"current_version": m})` with `m = 0` for a missing file. Race safety: the store
+holds the document row's lock while it compares and writes, so of two concurrent writers one sees the other's
+version.
 """
 
 from __future__ import annotations
@@ -16,17 +18,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import events
-from ..errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from ..documents import store as documents
+from ..errors import NotFound, PayloadTooLarge, ValidationFailed
 from ..extensions import db
-from ..models import ProjectFile, utcnow
+from ..models import ProjectFile
 from ..policy import Action, authorize
 from .paths import validate_path
-
-# A write without base_version retries this often when a concurrent delete/create keeps moving the row.
-_UPSERT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -68,30 +67,21 @@ def save_file(project_id: int, user: dict, path: str, content: str, base_version
     """Create or replace a file (see the module doc for `base_version`), commit, then announce `file_saved`."""
     authorize(project_id, user["id"], Action.EDIT)
     validate_path(path)
-    size = _checked_size(content)
+    _checked_size(content)
     if base_version is not None and (isinstance(base_version, bool) or not isinstance(base_version, int)
                                      or base_version < 0):
         raise ValidationFailed("base_version must be a non-negative integer.", code="invalid_base_version")
-    values = {"content": content, "size": size, "updated_by": user["id"], "updated_at": utcnow()}
-    saved = _write(project_id, path, values, base_version)
-    db.session.commit()
-    events.announce(events.file_saved, project_id=project_id, path=path, version=saved.version, content=content,
+    change = documents.write_text(project_id, path, user, content, base_version, origin=skip_sid)
+    events.announce(events.file_saved, project_id=project_id, path=path, version=change.version, content=content,
                     user=user, skip_sid=skip_sid)
-    return saved
+    return SavedFile(path, change.version, change.created)
 
 
 def delete_file(project_id: int, user: dict, path: str, skip_sid: str | None = None) -> None:
     """Delete a file, commit, then announce `file_deleted` with the last version."""
     authorize(project_id, user["id"], Action.EDIT)
     validate_path(path)
-    version = db.session.scalar(
-        sa.delete(ProjectFile).where(ProjectFile.project_id == project_id, ProjectFile.path == path)
-        .returning(ProjectFile.version)
-    )
-    if version is None:
-        db.session.rollback()
-        raise NotFound("File not found.", code="file_not_found", details={"path": path[:600]})
-    db.session.commit()
+    version = documents.delete_text(project_id, path, user, origin=skip_sid)
     events.announce(events.file_deleted, project_id=project_id, path=path, version=version, user=user,
                     skip_sid=skip_sid)
 
@@ -122,58 +112,3 @@ def _checked_size(content: str) -> int:
         raise PayloadTooLarge(f"File content is {size} bytes; the limit is {limit}.", code="file_too_large",
                               details={"size": size, "max_bytes": limit})
     return size
-
-
-def _write(project_id: int, path: str, values: dict, base_version: int | None) -> SavedFile:
-    if base_version == 0:
-        version = _insert(project_id, path, values)
-        if version is None:
-            _conflict(project_id, path)
-        return SavedFile(path, version, created=True)
-    if base_version is not None:
-        version = _update(project_id, path, values, base_version)
-        if version is None:
-            _conflict(project_id, path)
-        return SavedFile(path, version, created=False)
-    for _ in range(_UPSERT_ATTEMPTS):
-        version = _update(project_id, path, values, None)
-        if version is not None:
-            return SavedFile(path, version, created=False)
-        version = _insert(project_id, path, values)
-        if version is not None:
-            return SavedFile(path, version, created=True)
-    db.session.rollback()
-    raise Conflict("The file kept changing while saving; try again.", code="conflict",
-                   details={"current_version": _current_version(project_id, path)})
-
-
-def _update(project_id: int, path: str, values: dict, base_version: int | None) -> int | None:
-    stmt = (sa.update(ProjectFile)
-            .where(ProjectFile.project_id == project_id, ProjectFile.path == path)
-            .values(**values, version=ProjectFile.version + 1)
-            .returning(ProjectFile.version))
-    if base_version is not None:
-        stmt = stmt.where(ProjectFile.version == base_version)
-    return db.session.scalar(stmt)
-
-
-def _insert(project_id: int, path: str, values: dict) -> int | None:
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(ProjectFile)
-            .values(project_id=project_id, path=path, version=1, **values)
-            .on_conflict_do_nothing(index_elements=["project_id", "path"])
-            .returning(ProjectFile.version))
-    return db.session.scalar(stmt)
-
-
-def _current_version(project_id: int, path: str) -> int:
-    return db.session.scalar(sa.select(ProjectFile.version).where(ProjectFile.project_id == project_id,
-                                                                   ProjectFile.path == path)) or 0
-
-
-def _conflict(project_id: int, path: str):
-    db.session.rollback()
-    current = _current_version(project_id, path)
-    db.session.rollback()
-    raise Conflict(f"The file changed since base_version (current version {current}).", code="conflict",
-                   details={"current_version": current})

@@ -16,7 +16,7 @@ from ..observability import metrics
 
 
 def init_app(app: Flask) -> None:
-    from . import compression, connection, handlers, lifecycle, sessions, subscribers
+    from . import coedit, compression, connection, handlers, lifecycle, sessions, subscribers
     from .runtime import Runtime
 
     queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", app.config["REDIS_URL"])
@@ -33,6 +33,9 @@ def init_app(app: Flask) -> None:
         # A FILE_CHANGE a little over MAX_FILE_BYTES must reach the handler (and get its payload_too_large ack)
         # rather than have engine.io close the connection.
         max_http_buffer_size=app.config["MAX_CONTENT_LENGTH"],
+        # Documents are namespaces `/yjs|<project>/<path>` (y-socket.io); the catch-all `*` handlers of
+        # `coedit` accept those and refuse any other namespace.
+        namespaces="*",
     )
     app.extensions["realtime"] = Runtime(app)
     subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...
@@ -42,6 +45,7 @@ def init_app(app: Flask) -> None:
     socketio.on_event("auth", metrics.counts_socket_event("auth", connection.on_auth))
     for event, handler in handlers.EVENTS.items():
         socketio.on_event(event, metrics.counts_socket_event(event, connection.live_token_required(handler)))
+    coedit.init_app(app)  # after the default namespace's handlers: its catch-all `*` handlers only serve documents
     app.wsgi_app = lifecycle.ClosingGate(app.wsgi_app, app.extensions["realtime"])
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = compression.StripWebSocketExtensions(app.wsgi_app)

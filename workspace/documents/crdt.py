@@ -1,0 +1,104 @@
+"""The Yjs side of a document, on pycrdt (the Rust Yrs CRDT): decode and apply updates, read the text, and turn a
+whole-text replacement (REST PUT, FILE_CHANGE, DELETE) into the smallest delete/insert update, so editors' concurrent
+keystrokes elsewhere in the file survive it.
+
+The file's text is the `Y.Text` named `content`. pycrdt indexes text by UTF-8 byte offset (Yrs' default), while
+Python slices by code point, so diffs are computed on `str` and their offsets converted before touching the Y.Text.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from pycrdt import Doc, Text, TransactionEvent
+
+TEXT_NAME = "content"
+# A Yjs v1 update with no structs and an empty delete set: what an editor that has nothing new sends.
+EMPTY_UPDATE = b"\x00\x00"
+# Above this many characters in the changed middle, the diff works on lines, not characters (difflib is quadratic).
+_CHAR_DIFF_LIMIT = 20_000
+
+
+class InvalidUpdate(ValueError):
+    """The bytes are not a Yjs update (or state vector) Yrs can decode."""
+
+
+def new_doc() -> Doc:
+    doc = Doc()
+    doc.get(TEXT_NAME, type=Text)
+    return doc
+
+
+def text_of(doc: Doc) -> str:
+    return str(doc.get(TEXT_NAME, type=Text))
+
+
+def apply(doc: Doc, update: bytes) -> None:
+    """Apply a Yjs update; InvalidUpdate when Yrs cannot decode it (the doc may then hold part of it: discard it)."""
+    try:
+        doc.apply_update(update)
+    except (ValueError, RuntimeError) as exc:
+        raise InvalidUpdate(str(exc)) from exc
+
+
+def missing_from(doc: Doc, state_vector: bytes) -> bytes:
+    """The update a peer with `state_vector` lacks (the answer to y-socket.io's `sync-step-1`)."""
+    try:
+        return doc.get_update(state_vector)
+    except (ValueError, RuntimeError) as exc:
+        raise InvalidUpdate(str(exc)) from exc
+
+
+def replace_text(doc: Doc, new_text: str) -> bytes:
+    """Edit the doc's text into `new_text` with minimal deletes/inserts in one transaction; the update it made
+    (EMPTY_UPDATE when the text was already equal)."""
+    old = text_of(doc)
+    if old == new_text:
+        return EMPTY_UPDATE
+    text = doc.get(TEXT_NAME, type=Text)
+    captured: list[bytes] = []
+
+    def keep(event: TransactionEvent) -> None:
+        captured.append(event.update)
+
+    subscription = doc.observe(keep)
+    try:
+        with doc.transaction():
+            # Right to left, so each edit's offsets are still those of the old text.
+            for start, end, replacement in reversed(edits(old, new_text)):
+                byte_start = len(old[:start].encode("utf-8"))
+                byte_len = len(old[start:end].encode("utf-8"))
+                if byte_len:
+                    del text[byte_start:byte_start + byte_len]
+                if replacement:
+                    text.insert(byte_start, replacement)
+    finally:
+        doc.unobserve(subscription)
+    return captured[0] if captured else EMPTY_UPDATE
+
+
+def edits(old: str, new: str) -> list[tuple[int, int, str]]:
+    """Non-overlapping `(start, end, replacement)` edits of `old` (code-point offsets, ascending) that give `new`."""
+    prefix = 0
+    limit = min(len(old), len(new))
+    while prefix < limit and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and old[-1 - suffix] == new[-1 - suffix]:
+        suffix += 1
+    a, b = old[prefix:len(old) - suffix], new[prefix:len(new) - suffix]
+    if not a or not b:
+        return [(prefix, prefix + len(a), b)]
+    if max(len(a), len(b)) <= _CHAR_DIFF_LIMIT:
+        return [(prefix + i1, prefix + i2, b[j1:j2]) for tag, i1, i2, j1, j2 in
+                difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes() if tag != "equal"]
+    return _line_edits(a, b, prefix)
+
+
+def _line_edits(a: str, b: str, offset: int) -> list[tuple[int, int, str]]:
+    lines_a, lines_b = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    starts = [0]
+    for line in lines_a:
+        starts.append(starts[-1] + len(line))
+    return [(offset + starts[i1], offset + starts[i2], "".join(lines_b[j1:j2])) for tag, i1, i2, j1, j2 in
+            difflib.SequenceMatcher(None, lines_a, lines_b).get_opcodes() if tag != "equal"]

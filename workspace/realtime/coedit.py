@@ -1,0 +1,396 @@
+"""Co-editing transport: y-socket.io's protocol on the namespaces `/yjs|<project_id>/<path>` (docs/coediting.md).
+
+The npm `y-socket.io` client (`SocketIOProvider`) works unchanged. On connect (token in `auth: {token}`, project
+member) the server sends `sync-step-1` with its state vector (the client acks with what the server lacks, which
+goes through the write path below) and `awareness-update` with the document's current awareness states. Then:
+- `sync-step-1` (client → server, state vector) is acked with the update the client is missing;
+- `sync-update` (a Yjs update) is size-checked, the caller's role checked, applied and stored by the document
+  store, and relayed by the store's `document_changed` signal to the document's other clients on every process;
+- `awareness-update` is size- and rate-capped, filtered to the client ids this socket speaks for, remembered, and
+  relayed to the others; when the socket goes, its clients' removal is relayed.
+Refusals are `yjs-error` `{code, message}`; a socket that keeps sending refused updates is disconnected.
+
+Handlers are registered for the catch-all namespace `*`; python-socketio picks a namespace's own handlers first,
+so the default namespace (`/`) keeps its handlers, and any namespace that is not a document is refused here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from flask import Flask, current_app, request
+from flask_socketio import ConnectionRefusedError, emit
+from sqlalchemy.exc import DBAPIError
+
+from .. import events
+from ..documents import store as documents
+from ..documents.crdt import EMPTY_UPDATE, InvalidUpdate
+from ..errors import ApiError, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable
+from ..extensions import redis_store, socketio
+from ..files.paths import validate_path
+from ..policy import Action, authorize
+from . import awareness, broadcast, sessions
+from .throttle import TokenBucket
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/yjs|"
+# How many Yjs client ids one socket may speak for in awareness (a provider has one; a reload may add one).
+MAX_CLIENTS_PER_SOCKET = 4
+
+
+def namespace_of(project_id: int, path: str) -> str:
+    return f"{PREFIX}{project_id}/{path}"
+
+
+def parse_namespace(namespace: str) -> tuple[int, str] | None:
+    """(project_id, path) of a document namespace in its canonical spelling, else None."""
+    if not namespace or not namespace.startswith(PREFIX):
+        return None
+    project, _, path = namespace[len(PREFIX):].partition("/")
+    if not project.isdigit() or str(int(project)) != project or int(project) < 1:
+        return None
+    return int(project), path
+
+
+@dataclass
+class Editor:
+    """One socket on one document: who (from the token only), where, and its local bookkeeping."""
+
+    user_id: int
+    name: str
+    project_id: int
+    path: str
+    namespace: str
+    strikes: int = 0
+    clients: dict[int, awareness.Entry] = field(default_factory=dict)  # awareness clients it speaks for
+    awareness_budget: TokenBucket | None = None
+
+    @property
+    def user(self) -> dict[str, Any]:
+        return {"id": self.user_id, "name": self.name}
+
+
+class Coedit:
+    """This app's document sockets and its pending (batched) FILE_CHANGE notifications."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.editors: dict[str, Editor] = {}
+        self.pending_file_changes: dict[tuple[int, str], dict[str, Any]] = {}
+
+
+def _state() -> Coedit:
+    return current_app.extensions["coedit"]
+
+
+def _error(code: str, message: str) -> None:
+    emit("yjs-error", {"code": code, "message": message})
+
+
+# --- connect / disconnect --------------------------------------------------------------------------------------
+def on_connect(auth: Any = None) -> None:
+    where = parse_namespace(request.namespace)
+    if where is None:
+        raise ConnectionRefusedError("Unknown namespace: documents are /yjs|<project_id>/<path>.",
+                                     {"code": "unknown_namespace"})
+    project_id, path = where
+    try:
+        validate_path(path)
+    except ApiError as exc:
+        raise ConnectionRefusedError(exc.message, {"code": exc.code}) from exc
+    claims = sessions.authenticate(auth)
+    user_id = int(claims["sub"])
+    try:
+        authorize(project_id, user_id, Action.READ)
+        server_state = documents.state_vector(project_id, path)
+    except NotFound as exc:
+        raise ConnectionRefusedError("Project not found.", {"code": "project_not_found"}) from exc
+    except (ServiceUnavailable, DBAPIError, redis.RedisError) as exc:
+        return _retry_later(exc)
+    except ApiError as exc:
+        raise ConnectionRefusedError(exc.message, {"code": exc.code}) from exc
+    config = current_app.config
+    rate = config["COEDIT_AWARENESS_RATE_PER_SECOND"]
+    sessions.current().open(request.sid, request.namespace, claims)  # revocation and expiry, as on `/`
+    editor = Editor(user_id=user_id, name=str(claims.get("name") or ""), project_id=project_id, path=path,
+                    namespace=request.namespace, awareness_budget=TokenBucket(rate=rate, burst=max(1, 2 * rate)))
+    _state().editors[request.sid] = editor
+    request.environ.pop("werkzeug.request", None)  # see connection.on_connect: not needed for the socket's life
+    _track(editor, request.sid)
+    # y-socket.io's server starts the sync: its state vector, acked with what the client has and it lacks.
+    emit("sync-step-1", server_state, callback=_client_missing)
+    try:
+        present = awareness.current(editor.namespace)
+    except redis.RedisError:
+        present = []
+    if present:
+        emit("awareness-update", awareness.encode(present))
+
+
+def _retry_later(exc: Exception) -> bool:
+    """Storage is down at connect: close the transport instead of refusing, because a refused namespace is never
+    retried by socket.io-client while a lost transport is, with backoff, until the service is back."""
+    log.warning("document connection dropped, storage unavailable: %s", exc)
+    eio_sid = socketio.server.manager.eio_sid_from_sid(request.sid, request.namespace)
+    if eio_sid:
+        socketio.server.eio.disconnect(eio_sid)
+    return False
+
+
+def _client_missing(update: Any = None, *_: Any) -> None:
+    """The client's answer to the server's sync-step-1: its edits the server lacks (offline typing)."""
+    _write(update)
+
+
+def on_disconnect(reason: Any = None) -> None:
+    sessions.current().close(request.sid, request.namespace)
+    editor = _state().editors.pop(request.sid, None)
+    if editor is None:
+        return
+    _untrack(editor, request.sid)
+    if editor.clients:
+        gone = awareness.removal(list(editor.clients.values()))
+        try:
+            awareness.remember(editor.namespace, gone)
+        except redis.RedisError as exc:
+            log.warning("awareness of a closed socket not removed from Redis: %s", exc)
+        socketio.emit("awareness-update", awareness.encode(gone), namespace=editor.namespace, skip_sid=request.sid)
+
+
+# --- events ----------------------------------------------------------------------------------------------------
+def _editor() -> Editor | None:
+    editor = _state().editors.get(request.sid)
+    if editor is None:
+        return None
+    try:
+        sessions.current().require_live(request.sid, request.namespace)
+    except ApiError as exc:
+        _error(exc.code, exc.message)
+        return None
+    return editor
+
+
+def on_sync_step_1(state_vector: Any = None, *_: Any) -> bytes:
+    """Acked with the update the client is missing (EMPTY_UPDATE, plus a yjs-error, when that cannot be given)."""
+    editor = _editor()
+    if editor is None:
+        return EMPTY_UPDATE
+    if not isinstance(state_vector, bytes):
+        _strike(editor, "invalid_update", "sync-step-1 carries a binary state vector.")
+        return EMPTY_UPDATE
+    try:
+        return documents.state_for(editor.project_id, editor.path, state_vector)
+    except InvalidUpdate:
+        _strike(editor, "invalid_update", "That is not a Yjs state vector.")
+    except ServiceUnavailable as exc:
+        _error("unavailable", exc.message)
+    return EMPTY_UPDATE
+
+
+def on_sync_update(update: Any = None, *_: Any) -> None:
+    _write(update)
+
+
+def _write(update: Any) -> None:
+    """Store an editor's update (sync-update, or its reply to the server's sync-step-1) or say why not."""
+    editor = _editor()
+    if editor is None:
+        return
+    if not isinstance(update, bytes):
+        _strike(editor, "invalid_update", "sync-update carries a binary Yjs update.")
+        return
+    limit = current_app.config["COEDIT_MAX_UPDATE_BYTES"]
+    if len(update) > limit:
+        _strike(editor, "too_large", f"The update is {len(update)} bytes; the limit is {limit}.")
+        return
+    try:
+        documents.apply_update(editor.project_id, editor.path, editor.user, update, origin=request.sid)
+    except InvalidUpdate:
+        _strike(editor, "invalid_update", "That is not a Yjs update; nothing was stored.")
+    except (Forbidden, NotFound):
+        _error("forbidden", "Your role does not allow editing this file; the change was not saved.")
+    except PayloadTooLarge as exc:
+        _strike(editor, "too_large", exc.message)
+    except ServiceUnavailable as exc:
+        _unavailable(exc.message)
+    except ApiError as exc:
+        _error(exc.code, exc.message)
+
+
+def _unavailable(message: str) -> None:
+    """Storage is down: say so, then drop the transport (not the namespace) so the client's manager reconnects
+    with backoff and, once back, the two sync-step-1 exchanges carry over everything typed meanwhile."""
+    _error("unavailable", message)
+    eio_sid = socketio.server.manager.eio_sid_from_sid(request.sid, request.namespace)
+    if eio_sid:
+        socketio.server.start_background_task(socketio.server.eio.disconnect, eio_sid)
+
+
+def _strike(editor: Editor, code: str, message: str) -> None:
+    editor.strikes += 1
+    _error(code, message)
+    if editor.strikes >= current_app.config["COEDIT_MAX_STRIKES"]:
+        log.warning("closing document socket of user %s after %d refused messages", editor.user_id, editor.strikes)
+        _error("too_many_errors", "Too many refused messages; disconnected.")
+        socketio.server.start_background_task(socketio.server.disconnect, request.sid, request.namespace)
+
+
+def on_awareness_update(message: Any = None, *_: Any) -> None:
+    editor = _editor()
+    if editor is None:
+        return
+    limit = current_app.config["COEDIT_MAX_AWARENESS_BYTES"]
+    if not isinstance(message, bytes):
+        _strike(editor, "invalid_update", "awareness-update carries a binary awareness update.")
+        return
+    if len(message) > limit:
+        _strike(editor, "too_large", f"The awareness update is {len(message)} bytes; the limit is {limit}.")
+        return
+    try:
+        entries = awareness.decode(message)
+    except awareness.InvalidAwareness:
+        _strike(editor, "invalid_update", "That is not an awareness update.")
+        return
+    if not editor.awareness_budget.take():
+        return  # best effort, like cursors: the client renews its state, and its next move carries it anyway
+    own = []
+    for entry in entries:
+        # A socket speaks for the clients it announced first; y-socket.io's client also re-sends removals of
+        # OTHER clients after a reconnect, which must not wipe their carets for everyone.
+        if entry.client_id not in editor.clients and (entry.state == "null"
+                                                      or len(editor.clients) >= MAX_CLIENTS_PER_SOCKET):
+            continue
+        editor.clients[entry.client_id] = entry
+        own.append(entry)
+    if not own:
+        return
+    try:
+        awareness.remember(editor.namespace, own)
+    except redis.RedisError as exc:
+        log.warning("awareness not remembered, Redis unavailable: %s", exc)
+    socketio.emit("awareness-update", awareness.encode(own), namespace=editor.namespace, skip_sid=request.sid)
+
+
+def on_auth(payload: Any = None, *_: Any) -> dict[str, Any]:
+    """A fresh access token for this socket (same user), as the default namespace's `auth` event."""
+    token = payload.get("token") if isinstance(payload, dict) else None
+    try:
+        session = sessions.current().hand_over(request.sid, request.namespace, token)
+    except ApiError as exc:
+        return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+    return {"ok": True, "expires_at": session.expires_at_iso}
+
+
+# --- from the domain: relay updates, batch FILE_CHANGE ---------------------------------------------------------
+def relay_update(_sender: Any, *, project_id: int, path: str, update: bytes, origin: Any = None) -> None:
+    """A stored update reaches the document's other clients on every process (through the message queue)."""
+    skip = origin if isinstance(origin, str) else None
+    socketio.emit("sync-update", update, namespace=namespace_of(project_id, path), skip_sid=skip)
+
+
+def batch_file_change(sender: Flask, *, project_id: int, path: str, version: int, user: dict,
+                      content: str) -> None:
+    """Co-edits notify the project room at most once per COEDIT_FILE_CHANGE_INTERVAL per document (per process),
+    with the latest version and text."""
+    state: Coedit = sender.extensions["coedit"]
+    key = (project_id, path)
+    first = key not in state.pending_file_changes
+    state.pending_file_changes[key] = {"version": version, "user": user, "content": content}
+    if first:
+        socketio.start_background_task(_flush_file_change, state, key)
+
+
+def _flush_file_change(state: Coedit, key: tuple[int, str]) -> None:
+    socketio.sleep(state.app.config["COEDIT_FILE_CHANGE_INTERVAL"])
+    latest = state.pending_file_changes.pop(key, None)
+    if latest is None:
+        return
+    with state.app.app_context():
+        try:
+            broadcast.file_changed(key[0], path=key[1], **latest)
+        except Exception:  # a background task has no caller to raise to
+            log.exception("batched FILE_CHANGE not sent")
+
+
+# --- membership: a removed member's document sockets are closed on every process -------------------------------
+def _sockets_key(project_id: int) -> str:
+    return redis_store.key("coedit", "sockets", project_id)
+
+
+def _track(editor: Editor, sid: str) -> None:
+    try:
+        pipe = redis_store.client.pipeline()
+        pipe.hset(_sockets_key(editor.project_id), sid, f"{editor.user_id} {editor.namespace}")
+        pipe.expire(_sockets_key(editor.project_id), 7 * 24 * 3600)
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("document socket not tracked (eviction on removal may miss it): %s", exc)
+
+
+def _untrack(editor: Editor, sid: str) -> None:
+    try:
+        redis_store.client.hdel(_sockets_key(editor.project_id), sid)
+    except redis.RedisError as exc:
+        log.warning("document socket not untracked: %s", exc)
+
+
+def membership_changed(app: Flask, *, project_id: int, user_id: int, role: str | None, **_: Any) -> None:
+    """A removed member's document sockets close; a downgrade needs nothing here (roles are checked per update)."""
+    if role is None:
+        evict(project_id, user_id)
+
+
+def project_deleted(app: Flask, *, project_id: int, member_ids: list[int], **_: Any) -> None:
+    for user_id in member_ids:
+        evict(project_id, user_id)
+
+
+def evict(project_id: int, user_id: int) -> None:
+    """Close every document socket of `user_id` in the project, whichever process holds it."""
+    try:
+        sockets = redis_store.client.hgetall(_sockets_key(project_id))
+    except redis.RedisError as exc:
+        log.warning("cannot evict user %s from project %s documents: %s", user_id, project_id, exc)
+        return
+    server = broadcast._emitter().server
+    for sid, value in sockets.items():
+        owner, _, namespace = value.partition(" ")
+        if owner == str(user_id):
+            server.emit("yjs-error", {"code": "forbidden", "message": "You are no longer a member of this project."},
+                        to=sid, namespace=namespace)
+            server.disconnect(sid, namespace=namespace)
+
+
+EVENTS = {
+    "sync-step-1": on_sync_step_1,
+    "sync-update": on_sync_update,
+    "awareness-update": on_awareness_update,
+    "auth": on_auth,
+}
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["coedit"] = Coedit(app)
+    socketio.on_event("connect", on_connect, namespace="*")
+    socketio.on_event("disconnect", on_disconnect, namespace="*")
+    for event, handler in EVENTS.items():
+        socketio.on_event(event, _documents_only(handler), namespace="*")
+    events.document_changed.connect(relay_update, sender=app)
+    events.document_edited.connect(batch_file_change, sender=app)
+    events.membership_changed.connect(membership_changed, sender=app)
+    events.project_deleted.connect(project_deleted, sender=app)
+
+
+def _documents_only(handler):
+    """`*` handlers also see events sent on the default namespace that it has no handler for: ignore those."""
+    def wrapper(*args: Any) -> Any:
+        if request.sid not in _state().editors:
+            return socketio.server.not_handled  # as before: no handler, no ack
+        return handler(*args)
+
+    wrapper.__name__ = handler.__name__
+    return wrapper
