@@ -108,19 +108,19 @@ class Config:
         self.MAX_FILE_BYTES = _int("MAX_FILE_BYTES", 1024 * 1024)
         # Room for a full-size file plus its JSON escaping; anything larger is refused with 413 before parsing.
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 3 * self.MAX_FILE_BYTES)
-        # --- co-editing (Yjs documents over Socket.IO, docs/coediting.md) ---
-        # Largest Yjs update (sync-update, sync-step-1 reply) accepted from an editor, in bytes; beyond: too_large.
+        # Co-editing (docs/coediting.md): largest Yjs update an editor may send, in bytes; beyond it `too_large`.
         self.COEDIT_MAX_UPDATE_BYTES = _int("COEDIT_MAX_UPDATE_BYTES", 2 * self.MAX_FILE_BYTES)
-        # Largest awareness-update message, in bytes, and how many per second one socket may send (burst twice that).
+        # Co-editing: largest awareness-update message (carets, names), in bytes.
         self.COEDIT_MAX_AWARENESS_BYTES = _int("COEDIT_MAX_AWARENESS_BYTES", 8192)
+        # Co-editing: awareness updates relayed per second per socket (burst twice that); the excess is dropped.
         self.COEDIT_AWARENESS_RATE_PER_SECOND = _int("COEDIT_AWARENESS_RATE_PER_SECOND", 20)
-        # Refused messages (invalid_update, too_large) a socket may send before it is disconnected.
+        # Co-editing: refused messages (invalid_update, too_large) a socket may send before it is disconnected.
         self.COEDIT_MAX_STRIKES = _int("COEDIT_MAX_STRIKES", 5)
-        # Stored updates since the last snapshot that make a document due for compaction.
+        # Co-editing: stored updates since the last snapshot that make a document due for compaction (an RQ job).
         self.COEDIT_COMPACT_THRESHOLD = _int("COEDIT_COMPACT_THRESHOLD", 500)
-        # Decoded documents each process keeps in memory (least recently used dropped first).
+        # Co-editing: decoded documents each web process keeps in memory (least recently used dropped first).
         self.COEDIT_CACHE_DOCUMENTS = _int("COEDIT_CACHE_DOCUMENTS", 256)
-        # At most one FILE_CHANGE per document per this many seconds for co-edits (REST writes are not batched).
+        # Co-editing: at most one FILE_CHANGE per document per this many seconds for typing (REST writes: each one).
         self.COEDIT_FILE_CHANGE_INTERVAL = float(_env("COEDIT_FILE_CHANGE_INTERVAL", "1"))
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)

@@ -3,36 +3,30 @@ in a node process, with waits on what it prints (never sleeps)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 
-from realtime_live import TIMEOUT, Client, Inbox
+from realtime_live import TIMEOUT, Inbox, NodeClient
 
 from processes import ROOT
 
 AGENT = ROOT / "js" / "clients" / "yjs_agent.js"
 
 
-class YjsAgent(Client):
+class YjsAgent(NodeClient):
+    """NodeClient's process handling (reader, close) around another script."""
+
     def __init__(self, url: str, project_id: int, path: str, token: str | None, name: str = "editor") -> None:
         self.name = name
         self.inbox = Inbox()
         self.proc = subprocess.Popen(["node", str(AGENT), url, f"{project_id}/{path}", token or "-"], cwd=ROOT,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, bufsize=1)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            try:
-                self.inbox.put(json.loads(line))
-            except ValueError:
-                self.inbox.put({"type": "log", "line": line})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def send(self, op: str, **fields) -> None:
-        self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
-        self.proc.stdin.flush()
+        self._send({"op": op, **fields})
 
     def wait_synced(self, timeout: float = TIMEOUT) -> str:
         item = self.inbox.wait(lambda i: i["type"] in ("synced", "connect_error"), timeout, f"{self.name} synced")
@@ -68,12 +62,3 @@ class YjsAgent(Client):
 
     def errors(self) -> list[dict]:
         return [i["error"] for i in self.inbox.snapshot() if i["type"] == "yjs-error"]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.send("close")
-                self.proc.wait(3)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait(3)
