@@ -19,7 +19,7 @@ from ..errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized
 from ..files import service as files
 from ..models import Role
 from ..policy import Action, authorize, can
-from . import acks, broadcast, presence, runtime
+from . import acks, broadcast, failpoints, presence, runtime
 from .acks import acked
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def on_join(payload: dict[str, Any]) -> dict[str, Any]:
     role = authorize(project_id, conn.user_id, Action.READ)
     sid = request.sid
     if not rt.in_room(sid, project_id):
+        failpoints.reach("join.after_authorize")
         first = presence.add(project_id, rt.proc, sid, conn.user)  # first: if Redis fails, nothing half-joined
+        failpoints.reach("join.after_presence")
         join_room(broadcast.project_room(project_id))
         conn.projects.add(project_id)
         if first:
