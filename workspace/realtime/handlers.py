@@ -16,6 +16,7 @@ from flask import Flask, current_app, request
 from flask_socketio import join_room
 
 from ..errors import ApiError, Forbidden, ServiceUnavailable, Unauthorized
+from ..extensions import db
 from ..files import service as files
 from ..models import Role
 from ..policy import Action, authorize, can
@@ -51,10 +52,30 @@ def on_join(payload: dict[str, Any]) -> dict[str, Any]:
         failpoints.reach("join.after_presence")
         join_room(broadcast.project_room(project_id))
         conn.projects.add(project_id)
+        role = _recheck_membership(rt, sid, project_id, conn.user_id)
         if first:
             broadcast.user_joined(project_id, conn.user, skip_sid=sid)
     return {"project_id": project_id, "role": role.value, "presence": presence.online(project_id),
             "seq": broadcast.current_seq(project_id)}
+
+
+def _recheck_membership(rt: runtime.Runtime, sid: str, project_id: int, user_id: int) -> Role:
+    """Membership again, now that the socket is in the room and in presence.
+
+    A removal evicts the sockets it finds in presence after its commit. One that committed after our first check
+    but read presence before our entry did not see this socket: this check (in a fresh transaction) sees that
+    removal; any later removal finds the socket in presence and evicts it from the room.
+    """
+    db.session.rollback()  # a new snapshot: the removal may have committed since the first check
+    try:
+        return authorize(project_id, user_id, Action.READ)
+    except ApiError:
+        conn = rt.connection(sid)
+        if conn is not None:
+            conn.projects.discard(project_id)
+        rt.server.leave_room(sid, broadcast.project_room(project_id))
+        presence.remove(project_id, rt.proc, sid)
+        raise
 
 
 @acked
