@@ -75,3 +75,116 @@ def test_two_writers_on_two_processes_converge(webs, team, editors):
         late = editor(editors, base, team, team.viewer, name)
         late.wait_synced()
         assert late.wait_text(final) == final
+
+
+def test_viewer_syncs_and_sees_live_edits_but_its_edits_never_land(webs, team, editors):
+    (_, web1), (_, web2) = webs
+    owner = editor(editors, web1, team, team.owner, "owner@web1")
+    viewer = editor(editors, web2, team, team.viewer, "viewer@web2")
+    owner.wait_synced(), viewer.wait_synced()
+    viewer.type("X")
+    assert viewer.wait_error("forbidden")["message"]
+    owner.type("ok")
+    viewer.wait_text(lambda text: "ok" in text)  # live updates reach the viewer
+    # What is stored is what a newcomer loads: the owner's text only, on either process.
+    for base in (web1, web2):
+        late = editor(editors, base, team, team.collaborator, f"late@{base[-5:]}")
+        assert late.wait_text("ok") == "ok"
+    assert rest_file(web1, team, team.owner).json()["content"] == "ok"
+    assert "X" not in owner.text()
+
+
+def test_rest_writes_reach_live_editors_through_updates(webs, team, editors):
+    (_, web1), (_, web2) = webs
+    url = project_url(team.project_id, "files", PATH)
+    alice = editor(editors, web2, team, team.collaborator, "collab@web2")
+    alice.wait_synced()
+    alice.type("line one\n")
+    version = wait_until(lambda: (r := rest_file(web1, team, team.owner)).status_code == 200
+                         and r.json()["content"] == "line one\n" and r.json()["version"], what="typed text stored")
+    stale = requests.put(web1 + url, json={"content": "nope", "base_version": version - 1},
+                         headers=team.owner.headers, timeout=10)
+    assert stale.status_code == 409 and stale.json()["error"]["details"]["current_version"] == version
+    put = requests.put(web1 + url, json={"content": "line zero\nline one\n", "base_version": version},
+                       headers=team.owner.headers, timeout=10)
+    assert put.status_code == 200 and put.json()["version"] == version + 1
+    assert alice.wait_text("line zero\nline one\n")
+    # The editor keeps typing on top of the REST write: a diff, not a replacement, so both survive.
+    alice.type("line two\n")
+    wait_until(lambda: rest_file(web1, team, team.owner).json()["content"] == "line zero\nline one\nline two\n",
+               what="typing after a REST write")
+    assert requests.delete(web1 + url, headers=team.owner.headers, timeout=10).status_code == 204
+    assert alice.wait_text("") == ""
+    assert rest_file(web2, team, team.owner).status_code == 404
+
+
+def test_text_survives_a_restart_of_every_web_process(live_env, processes, team, editors):
+    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1"}
+    proc, web = start_web(env)
+    processes.append(proc)
+    writer = editor(editors, web, team, team.owner, "owner")
+    writer.wait_synced()
+    writer.type("durable text")
+    wait_until(lambda: rest_file(web, team, team.owner).json().get("content") == "durable text", what="stored")
+    proc.kill()  # a crash: nothing acknowledged may be lost
+    proc2, web2 = start_web(env)
+    processes.append(proc2)
+    assert editor(editors, web2, team, team.viewer, "after-restart").wait_text("durable text") == "durable text"
+
+
+def test_bad_input_is_refused_and_the_connection_stays_usable(live_env, processes, team, editors):
+    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_MAX_UPDATE_BYTES": "2048",
+           "COEDIT_MAX_AWARENESS_BYTES": "512", "COEDIT_MAX_STRIKES": "4"}
+    proc, web = start_web(env)
+    processes.append(proc)
+    owner = editor(editors, web, team, team.owner, "owner")
+    owner.wait_synced()
+    owner.send("raw", event="sync-update", hex="ffffffff")
+    owner.wait_error("invalid_update")
+    owner.send("raw", event="sync-update", hex="00" * 4096)
+    owner.wait_error("too_large")
+    owner.send("raw", event="awareness-update", hex="0501")
+    wait_until(lambda: [e["code"] for e in owner.errors()].count("invalid_update") == 2, what="awareness refused")
+    owner.type("still fine")  # nothing stored from the bad messages; the socket works
+    assert editor(editors, web, team, team.viewer, "reader").wait_text("still fine") == "still fine"
+    # Repeated abuse closes the socket.
+    for _ in range(4):
+        owner.send("raw", event="sync-update", hex="ffffffff")
+    owner.wait_error("too_many_errors")
+    owner.inbox.wait(lambda i: i["type"] == "disconnect", what="abuser disconnected")
+
+
+def test_outsiders_and_bad_tokens_cannot_connect_and_removed_members_are_disconnected(webs, team, editors):
+    (_, web1), (_, web2) = webs
+    outsider = editor(editors, web1, team, team.other, "outsider")
+    forged = YjsAgent(web1, team.project_id, PATH, "not-a-token", "forged")
+    editors.append(forged)
+    for agent, code in ((outsider, "project_not_found"), (forged, "invalid_token")):
+        item = agent.wait_connected()
+        assert item["type"] == "connect_error" and item["data"]["code"] == code, item
+    collab = editor(editors, web2, team, team.collaborator, "collab@web2")
+    collab.wait_synced()
+    removed = requests.delete(web1 + project_url(team.project_id, "collaborators", team.collaborator.id),
+                              headers=team.owner.headers, timeout=10)
+    assert removed.status_code == 204
+    assert collab.wait_error("forbidden")
+    collab.inbox.wait(lambda i: i["type"] == "disconnect", what="removed member disconnected")
+
+
+def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team, editors):
+    (_, web1), (_, web2) = webs
+    alice = editor(editors, web1, team, team.owner, "alice@web1")
+    bob = editor(editors, web2, team, team.collaborator, "bob@web2")
+    alice.wait_synced(), bob.wait_synced()
+    alice.send("awareness", state={"user": {"name": "Alice", "color": "#f00"}, "cursor": 3})
+
+    def sees_alice(item):
+        return item["type"] == "awareness" and any(s and s.get("user", {}).get("name") == "Alice"
+                                                   for s in item["states"].values())
+
+    bob.inbox.wait(sees_alice, what="bob sees alice's caret")
+    carol = editor(editors, web2, team, team.viewer, "carol@web2")
+    carol.inbox.wait(sees_alice, what="a newcomer is given alice's state at connect")
+    alice.proc.kill()  # no goodbye from the client: the server announces that alice's client left
+    bob.inbox.wait(lambda i: i["type"] == "awareness" and not any(
+        s and s.get("user", {}).get("name") == "Alice" for s in i["states"].values()), what="alice gone for bob")
