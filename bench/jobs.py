@@ -1,7 +1,10 @@
-"""Jobs benchmark: worker throughput (forking vs non-forking, side by side), POST /jobs/run latency, and the time
-from submit to `JOB_UPDATE succeeded` at a Socket.IO client.
+"""Jobs benchmark, every peer in the same run: the Procfile's worker (`python -m workspace.jobs.worker`) draining
+echo jobs against a bare RQ SimpleWorker draining echo jobs (same venv, same JSON serializer, same result TTL),
+`POST /jobs/run` p50 against `GET /auth/me` p50 on the same web process (interleaved), and the time from submit to
+`JOB_UPDATE succeeded` at a Socket.IO client. Targets (issue 13): worker >= 0.8x bare RQ; POST /jobs/run p50 <= 3x
+GET /auth/me p50.
 
-    python bench/jobs.py [--jobs 1000] [--submits 1000] [--roundtrips 100]      (make bench-jobs)
+    python bench/jobs.py [--jobs 1000] [--submits 500] [--roundtrips 100] [--rounds 2]      (make bench-jobs)
 
 Needs PostgreSQL and Redis as the tests do (TEST_DATABASE_URL / TEST_REDIS_URL); uses a schema and a Redis prefix
 of its own, dropped afterwards; binds 127.0.0.1 only; every phase is bounded in count and time.
@@ -44,7 +47,7 @@ class Bench:
             "APP_ENV": "testing", "DATABASE_URL": self.db_url, "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": self.prefix,
             "SOCKETIO_CHANNEL": self.prefix + "socketio", "RQ_QUEUE": self.prefix + "jobs",
             "SECRET_KEY": "bench-secret-key-0123456789", "JWT_SECRET_KEY": "bench-jwt-secret-0123456789",
-            "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
+            "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING", "JOB_MAX_IN_FLIGHT_PER_USER": "0",
         })
         os.environ.update(self.env)
         from flask_migrate import upgrade
@@ -112,16 +115,18 @@ class Bench:
         self.procs.append(proc)
         return proc
 
-    def bare_rq(self, worker_class: str, jobs: int) -> float:
-        """The machine's ceiling right now: RQ alone running no-op jobs (os.getpid), no database, no events."""
+    def bare_rq(self, jobs: int) -> float:
+        """The peer: RQ alone, a SimpleWorker draining echo jobs (`dict(payload)` returns a copy of the payload) with
+        the JSON serializer and result TTL ours use; no database, no events. Jobs/min from RQ's own timestamps."""
         import redis
         from rq import Queue
         from rq.registry import FinishedJobRegistry
+        from rq.serializers import JSONSerializer
 
-        queue = Queue(f"{self.prefix}bare-{worker_class}", connection=redis.Redis.from_url(REDIS_URL))
-        ids = [queue.enqueue("os.getpid", result_ttl=600).id for _ in range(jobs)]
-        cls = {"fork": "rq.Worker", "simple": "rq.SimpleWorker"}[worker_class]
-        proc = start([sys.executable, "-m", "rq.cli", "worker", "--burst", "-w", cls, "--url", REDIS_URL,
+        queue = Queue(f"{self.prefix}bare", connection=redis.Redis.from_url(REDIS_URL), serializer=JSONSerializer)
+        ids = [queue.enqueue("builtins.dict", {"n": n}, result_ttl=60).id for n in range(jobs)]
+        proc = start([sys.executable, "-m", "rq.cli", "worker", "--burst", "-w", "rq.SimpleWorker",
+                      "--serializer", "rq.serializers.JSONSerializer", "--url", REDIS_URL,
                       "--name", f"bench-bare-{uuid.uuid4().hex[:6]}", queue.name], self.env, "bench-bare")
         self.procs.append(proc)
         proc.popen.wait(PHASE_TIMEOUT)
@@ -134,25 +139,37 @@ class Bench:
         queue.delete(delete_jobs=True)
         return (jobs - 1) / (last - first).total_seconds() * 60
 
-    def throughput(self, worker_class: str, jobs: int) -> float:
+    def throughput(self, jobs: int) -> float:
+        """The Procfile's worker (SimpleWorker, the production default) draining echo jobs submitted beforehand;
+        jobs/min from the rows' timestamps (first claim to last completion)."""
         ids = self.submit_many(jobs)
-        proc = self.worker(worker_class)
+        proc = self.worker("simple")
         self.wait_done(ids)
         proc.stop()
         return (len(ids) - 1) / self.span(ids) * 60
 
-    def submit_latency(self, base: str, count: int) -> list[float]:
+    def request_latency(self, base: str, count: int) -> tuple[list[float], list[float]]:
+        """POST /jobs/run and GET /auth/me, one after the other over one connection each, `count` times."""
         session = requests.Session()
         headers = {"Authorization": f"Bearer {self.user['access']}"}
         body = {"project_id": self.project_id, "type": "echo", "payload": {"hello": "world"}}
+
+        def post() -> None:
+            session.post(f"{base}/api/v1/jobs/run", json=body, headers=headers, timeout=10).raise_for_status()
+
+        def me() -> None:
+            session.get(f"{base}/api/v1/auth/me", headers=headers, timeout=10).raise_for_status()
+
         for _ in range(20):  # warm-up: connections, caches
-            session.post(f"{base}/api/v1/jobs/run", json=body, headers=headers, timeout=10).raise_for_status()
-        times = []
+            post()
+            me()
+        runs, mes = [], []
         for _ in range(count):
-            t0 = time.perf_counter()
-            session.post(f"{base}/api/v1/jobs/run", json=body, headers=headers, timeout=10).raise_for_status()
-            times.append((time.perf_counter() - t0) * 1000)
-        return times
+            for call, times in ((post, runs), (me, mes)):
+                t0 = time.perf_counter()
+                call()
+                times.append((time.perf_counter() - t0) * 1000)
+        return runs, mes
 
     def roundtrips(self, base: str, count: int) -> list[float]:
         import socketio
@@ -201,24 +218,29 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=1000, help="echo jobs per worker class")
-    parser.add_argument("--submits", type=int, default=1000, help="timed POST /jobs/run requests")
+    parser.add_argument("--jobs", type=int, default=1000, help="echo jobs per worker run")
+    parser.add_argument("--rounds", type=int, default=2, help="worker runs, alternating bare RQ and ours")
+    parser.add_argument("--submits", type=int, default=500, help="timed POST /jobs/run (and as many GET /auth/me)")
     parser.add_argument("--roundtrips", type=int, default=100, help="timed submit → JOB_UPDATE succeeded")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
     bench = Bench()
     try:
-        for worker_class in ("fork", "simple"):
-            bare = bench.bare_rq(worker_class, args.jobs)
-            rate = bench.throughput(worker_class, args.jobs)
-            print(f"worker {worker_class:6}: {rate:8.0f} echo jobs/min ({args.jobs} jobs, one worker); "
-                  f"bare RQ no-op jobs on the same machine now: {bare:8.0f}/min")
+        ratios = []
+        for round_ in range(1, args.rounds + 1):
+            bare = bench.bare_rq(args.jobs)
+            ours = bench.throughput(args.jobs)
+            ratios.append(ours / bare)
+            print(f"round {round_}: Procfile worker {ours:7.0f} echo jobs/min, bare RQ SimpleWorker {bare:7.0f}/min "
+                  f"({args.jobs} jobs each): {ours / bare:.2f}x (target >= 0.8x)")
+        print(f"worker / bare RQ, median of {len(ratios)}: {sorted(ratios)[len(ratios) // 2]:.2f}x")
         web, base = start_web(bench.env, port=free_port())
         bench.procs.append(web)
-        latency = bench.submit_latency(base, args.submits)
-        print(f"POST /jobs/run: p50 {pct(latency, 50):.2f} ms, p99 {pct(latency, 99):.2f} ms ({args.submits} requests,"
-              f" sequential, eventlet gunicorn)")
+        runs, mes = bench.request_latency(base, args.submits)
+        print(f"POST /jobs/run: p50 {pct(runs, 50):.2f} ms, p99 {pct(runs, 99):.2f} ms; GET /auth/me: p50 "
+              f"{pct(mes, 50):.2f} ms, p99 {pct(mes, 99):.2f} ms ({args.submits} each, interleaved, one connection, "
+              f"eventlet gunicorn): {pct(runs, 50) / pct(mes, 50):.2f}x (target <= 3x)")
         bench.worker("simple", burst=False)
         trips = bench.roundtrips(base, args.roundtrips)
         print(f"submit → JOB_UPDATE succeeded: p50 {pct(trips, 50):.1f} ms, p99 {pct(trips, 99):.1f} ms "
