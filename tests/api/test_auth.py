@@ -203,6 +203,7 @@ def test_logout_refuses_a_garbage_refresh_token(client):
     response = client.post(LOGOUT, headers=bearer(mine["access_token"]), json={"refresh_token": "garbage"})
     assert response.status_code == 401
     assert response.json["error"]["code"] == "invalid_token"
+    assert client.get(ME, headers=bearer(mine["access_token"])).status_code == 401  # revoked all the same
 
 
 def _b64(data: dict) -> str:

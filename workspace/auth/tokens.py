@@ -101,7 +101,17 @@ def current_user_or_401(payload: dict[str, Any]) -> User:
 
 def decode_checked(token: str, expected_type: str = "access") -> dict[str, Any]:
     """Decode and fully check a raw token (signature, expiry, type, revocation) outside a request's header;
-    used for tokens in bodies (logout's refresh_token) and at Socket.IO connect."""
+    used at Socket.IO connect."""
+    payload = _decode(token, expected_type)
+    if is_revoked(payload):
+        raise Unauthorized("Token has been revoked.", code="token_revoked")
+    return payload
+
+
+def _decode(token: Any, expected_type: str) -> dict[str, Any]:
+    """Signature, expiry and type of a raw token, not its revocation."""
+    if not isinstance(token, str):
+        raise Unauthorized("Token is invalid.", code="invalid_token")
     try:
         payload = decode_token(token)
     except Exception as exc:  # jwt's errors are many classes; each means "not a usable token"
@@ -109,9 +119,23 @@ def decode_checked(token: str, expected_type: str = "access") -> dict[str, Any]:
         raise Unauthorized(message, code="token_expired" if "expired" in message else "invalid_token") from exc
     if payload.get("type") != expected_type:
         raise Unauthorized(f"An {expected_type} token is required here.", code="wrong_token_type")
-    if is_revoked(payload):
-        raise Unauthorized("Token has been revoked.", code="token_revoked")
     return payload
+
+
+def logout(access: dict[str, Any], refresh_token: Any = None) -> None:
+    """End a session: the access token in use is revoked first, whatever else is wrong with the request. A refresh
+    token of the same account then revokes its whole family; one that was already spent is treated as refresh treats
+    its re-use (stolen: family revoked, reason `refresh_token_reused`). A refresh token that is not usable (forged,
+    expired, another account's) is refused with 401 after the access token is revoked."""
+    revoke(access)
+    if refresh_token is None:
+        return
+    refresh = _decode(refresh_token, "refresh")
+    if refresh["sub"] != access["sub"]:
+        raise Unauthorized("The refresh token belongs to another account; the access token was revoked.",
+                           code="invalid_token")
+    spent = is_revoked(refresh)
+    revoke_family(refresh, reason="refresh_token_reused" if spent else "logout")
 
 
 def init_app(app: Flask) -> None:
