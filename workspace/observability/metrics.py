@@ -163,10 +163,15 @@ def _best_effort(fn) -> None:
         log.debug("metric not recorded: %s", exc)
 
 
+def emitted_counter(event: str) -> tuple[str, str]:
+    """The hash and field counting server → client `event`s (room events are counted by the script emitting them)."""
+    return _shared_key("events_emitted"), _bounded(event, SOCKET_EVENTS)
+
+
 def event_emitted(event: str) -> None:
     """Count one server → client event (from a web process or a worker alike)."""
-    name = _bounded(event, SOCKET_EVENTS)
-    _best_effort(lambda r: r.hincrby(_shared_key("events_emitted"), name, 1))
+    key, field = emitted_counter(event)
+    _best_effort(lambda r: r.hincrby(key, field, 1))
 
 
 def job_changed(job) -> None:

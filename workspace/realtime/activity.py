@@ -1,7 +1,8 @@
 """A project's recent room events and last activity time, for the workspace status endpoint.
 
-`emit_to_project` records every room event except cursor moves (too frequent to be news, and a Redis write each)
-in a bounded list; file contents are left out (they can be a megabyte) — a client fetches the file instead.
+Every room event except cursor moves (too frequent to be news) is summarised into a bounded list by the script
+that emits it (`ordered.emit`, the same Redis round trip); file contents are left out (they can be a megabyte) — a
+client fetches the file instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 from ..extensions import redis_store
 
 KEEP = 50
-UNRECORDED = frozenset({"CURSOR_UPDATE"})
 _SUMMARY_FIELDS = ("seq", "at", "user", "path", "version", "deleted", "job_id", "status", "attempts")
 
 
@@ -24,16 +24,14 @@ def _activity_key(project_id: int) -> str:
     return redis_store.key("rt", "activity", project_id)
 
 
-def record(project_id: int, event: str, message: dict[str, Any], at: str) -> None:
-    if event in UNRECORDED:
-        return
-    summary = {"event": event, **{k: message[k] for k in _SUMMARY_FIELDS if k in message}}
-    summary.setdefault("at", at)
-    pipe = redis_store.client.pipeline(transaction=False)
-    pipe.lpush(_events_key(project_id), json.dumps(summary))
-    pipe.ltrim(_events_key(project_id), 0, KEEP - 1)
-    pipe.set(_activity_key(project_id), summary["at"])
-    pipe.execute()
+def keys(project_id: int) -> tuple[str, str]:
+    """The recent-events list and the last-activity time, written by `ordered.emit`'s script."""
+    return _events_key(project_id), _activity_key(project_id)
+
+
+def summary(event: str, message: dict[str, Any], at: str) -> dict[str, Any]:
+    """What the status endpoint lists for one event (the seq as sent, contents left out)."""
+    return {"event": event, **{k: message[k] for k in _SUMMARY_FIELDS if k in message}, "at": message.get("at", at)}
 
 
 def recent(project_id: int, limit: int = KEEP) -> list[dict[str, Any]]:
