@@ -102,6 +102,17 @@ class Config:
         self.SOCKET_EVENT_RATE_PER_SECOND = _int("SOCKET_EVENT_RATE_PER_SECOND", 50)
         # Off: the Sec-WebSocket-Extensions offer is stripped (PITFALLS: websocket compression).
         self.WEBSOCKET_COMPRESSION = _bool("WEBSOCKET_COMPRESSION", False)
+        # --- realtime fan-out, backpressure and replay (docs/realtime.md) ---
+        # Connections per Redis pool (the app's store, the rate limiter's); past it a caller waits for a free one...
+        self.REDIS_MAX_CONNECTIONS = _int("REDIS_MAX_CONNECTIONS", 50)
+        # ...at most this many seconds, then the operation fails (service_unavailable) instead of piling up.
+        self.REDIS_POOL_TIMEOUT = float(_env("REDIS_POOL_TIMEOUT", "5"))
+        # Events of one socket waiting to be handled (in order); past it, `rate_limited` acks (cursors coalesce).
+        self.SOCKET_BACKLOG = _int("SOCKET_BACKLOG", 32)
+        # Room events kept per project for `join {since_seq}` (at least this many, Redis trims approximately)...
+        self.REALTIME_HISTORY_EVENTS = _int("REALTIME_HISTORY_EVENTS", 1000)
+        # ...for at least this long after the project's last event; older gaps get `resync: true`.
+        self.REALTIME_HISTORY_SECONDS = _int("REALTIME_HISTORY_SECONDS", 600)
         # After SIGTERM has cleared presence and closed the sockets: how long in-flight HTTP requests may finish.
         self.SHUTDOWN_DRAIN_SECONDS = _int("SHUTDOWN_DRAIN_SECONDS", 5)
         self.PROJECT_LIST_CACHE_SECONDS = _int("PROJECT_LIST_CACHE_SECONDS", 300)

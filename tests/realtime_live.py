@@ -34,9 +34,10 @@ class Inbox:
             self.items.append(item)
             self.cond.notify_all()
 
-    def wait(self, predicate, timeout: float = TIMEOUT, what: str = "") -> dict[str, Any]:
+    def wait(self, predicate, timeout: float = TIMEOUT, what: str = "", start: int = 0) -> dict[str, Any]:
+        """The first item from index `start` on that satisfies `predicate`, waiting for it up to `timeout`."""
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = start
         with self.cond:
             while True:
                 for item in self.items[seen:]:
@@ -106,6 +107,26 @@ class NodeClient(Client):
     def flood(self, event: str, payloads: list[Any], times: int) -> None:
         self._send({"op": "flood", "event": event, "payloads": payloads, "times": times})
         self.inbox.wait(lambda i: i["type"] == "flooded", TIMEOUT, "flood written")
+
+    def burst(self, event: str, payloads: list[Any], times: int, timeout: float = 30) -> list[dict]:
+        """Write `times` events at once, each asking for an ack; returns the acks in send order."""
+        cmd_id = next(self._ids)
+        self._send({"op": "burst", "id": cmd_id, "event": event, "payloads": payloads, "times": times,
+                    "timeout": int(timeout * 1000)})
+        acks = [self.inbox.wait(lambda i, n=n: i["type"] == "ack" and i["id"] == f"{cmd_id}:{n}", timeout + 5,
+                                f"ack {n} of the {event} burst") for n in range(times)]
+        assert all(a["error"] is None for a in acks), [a for a in acks if a["error"]][:3]
+        return [a["ack"] for a in acks]
+
+    def drop(self) -> None:
+        """Disconnect until `reconnect` (the socket.io client does not reconnect after a client-side disconnect)."""
+        self._send({"op": "drop"})
+        self.inbox.wait(lambda i: i["type"] == "disconnect", TIMEOUT, f"{self.name} dropped")
+
+    def reconnect(self) -> None:
+        mark = len(self.inbox.snapshot())
+        self._send({"op": "reconnect"})
+        self.inbox.wait(lambda i: i["type"] == "connect", TIMEOUT, f"{self.name} reconnected", start=mark)
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -23,6 +23,7 @@ from . import (
 from .errors import ApiError, register_error_handlers
 from .extensions import api, cors, db, jwt, limiter, migrate, redis_store, socketio
 from .projects import cache as project_list_cache
+from .redis_store import blocking_pool
 
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
@@ -79,7 +80,8 @@ def _derive_settings(app: Flask) -> None:
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
     if redis_url:
-        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 2, "socket_connect_timeout": 2}
+        # limits builds its client on this pool: waits for a free connection instead of "Too many connections".
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {"connection_pool": blocking_pool(app, redis_url)}
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -13,21 +13,26 @@ from flask import Flask
 
 from ..extensions import socketio
 from ..observability import metrics
+from .ordered import OrderedRedisManager
 
 
 def init_app(app: Flask) -> None:
-    from . import coedit, compression, connection, handlers, lifecycle, sessions, subscribers
+    from . import coedit, compression, connection, dispatch, handlers, lifecycle, sessions, subscribers
     from .runtime import Runtime
 
     queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", app.config["REDIS_URL"])
     # Flask-SocketIO keeps options between init_app calls: a previous app's queue manager must not leak into this
     # app's server when this one runs without a queue.
     socketio.server_options.pop("client_manager", None)
+    socketio.server_options.pop("message_queue", None)
+    # Our subclass of python-socketio's Redis manager: room events are published through it in seq order, from the
+    # web process and the RQ worker alike (each builds its app through here).
+    manager = OrderedRedisManager(queue, channel=app.config["SOCKETIO_CHANNEL"]) if queue else None
+    app.extensions["realtime_queue"] = manager
     origins = app.config["CORS_ORIGINS"]
     socketio.init_app(
         app,
-        message_queue=queue,
-        channel=app.config["SOCKETIO_CHANNEL"],
+        **({"client_manager": manager} if manager else {"message_queue": None}),
         cors_allowed_origins="*" if origins == ["*"] else origins,
         async_mode=app.config["ASYNC_MODE"],
         # A FILE_CHANGE a little over MAX_FILE_BYTES must reach the handler (and get its payload_too_large ack)
@@ -37,6 +42,7 @@ def init_app(app: Flask) -> None:
         # `coedit` accept those and refuse any other namespace.
         namespaces="*",
     )
+    dispatch.install(socketio.server, app.config["SOCKET_BACKLOG"])
     app.extensions["realtime"] = Runtime(app)
     subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...
     sessions.init_app(app)  # tokens_revoked → SESSION_REVOKED and disconnect; token expiry of open sockets

@@ -1,42 +1,25 @@
 """Server → client events, the one way any part of the app (REST views, socket handlers, RQ workers) emits them.
 
 Room events carry a per-project `seq` (a Redis counter, so it is monotonic across every process and the worker),
-and every client receives a project's events in seq order (see `_emit_in_seq_order`). Emits go through the
-Socket.IO message queue when REDIS_URL is set, so they reach clients on every process.
-Room events (cursor moves aside) are also kept in a short per-project list for the workspace status endpoint.
+and every client receives a project's events in seq order; the project keeps a bounded history of them for
+`join {since_seq}`. Both are `ordered.emit`'s work: one Lua script, one Redis round trip per room event.
+Emits go through the Socket.IO message queue when REDIS_URL is set, so they reach clients on every process.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from typing import Any
 
 import redis
 from flask import current_app
-from socketio import RedisManager
 
-from ..extensions import redis_store, socketio
+from ..extensions import socketio
 from ..models.types import utcnow
 from ..observability import metrics
+from . import ordered
 
 log = logging.getLogger(__name__)
-# Fallback ordering (embedded mode, or a queue on another Redis): taking a seq and emitting happen under one lock,
-# so this process sends a project's events in seq order. threading.Lock is green under eventlet/gevent patching.
-_SEQ_ORDER = threading.Lock()
-SEQ_PLACEHOLDER = "__workspace_seq__"
-# With the Socket.IO queue on our Redis, the seq is taken and the event published in ONE atomic script: Redis runs
-# scripts one at a time, so the queue carries every project's events in seq order, for every process (the sender's
-# own process included: it receives the message like the others), with no lock held across round trips. The seq
-# is the first key of the payload, so the first quoted placeholder in the JSON is ours.
-_ORDERED_EMIT = """
-local seq = redis.call('INCR', KEYS[1])
-local msg = string.gsub(ARGV[1], '"' .. ARGV[2] .. '"', tostring(seq), 1)
-redis.call('PUBLISH', KEYS[2], msg)
-return seq
-"""
-ORDERED_HOST_ID = "workspace-ordered-emit"
 
 
 def project_room(project_id: int) -> str:
@@ -52,14 +35,6 @@ def now_iso() -> str:
     return utcnow().isoformat()
 
 
-def next_seq(project_id: int) -> int:
-    return int(redis_store.client.incr(redis_store.key("project", project_id, "seq")))
-
-
-def current_seq(project_id: int) -> int:
-    return int(redis_store.client.get(redis_store.key("project", project_id, "seq")) or 0)
-
-
 def _emitter():
     """The Socket.IO server, or a write-only emitter registered by a process that serves no clients (RQ worker)."""
     return current_app.extensions.get("socketio_emitter") or socketio
@@ -71,37 +46,19 @@ def emit_to_project(project_id: int, event: str, payload: dict[str, Any], skip_s
     Without Redis there is no `seq` to give: the event is dropped (logged) and the returned payload has
     `seq: None`, so a REST write that already committed is not turned into a 500 by a broadcast.
     """
+    room = project_room(project_id)
+    emitter = _emitter()
+
+    def local_emit(message: dict[str, Any]) -> None:
+        emitter.emit(event, message, to=room, skip_sid=skip_sid)
+
     try:
-        message = _emit_in_seq_order(project_id, event, payload, skip_sid)
+        # The realtime layer's own queue manager (see realtime.init_app), in the web process and the worker alike.
+        return ordered.emit(project_id, event, payload, room, skip_sid, current_app.extensions.get("realtime_queue"),
+                            local_emit)
     except redis.RedisError as exc:
         log.warning("event %s for project %s not sent, Redis unavailable: %s", event, project_id, exc)
         return {**payload, "project_id": project_id, "seq": None}
-    metrics.event_emitted(event)
-    from . import activity
-
-    try:
-        activity.record(project_id, event, message, now_iso())
-    except redis.RedisError as exc:
-        log.warning("recent events of project %s not recorded: %s", project_id, exc)
-    return message
-
-
-def _emit_in_seq_order(project_id: int, event: str, payload: dict[str, Any], skip_sid: str | None) -> dict:
-    emitter = _emitter()
-    manager = getattr(emitter.server, "manager", None)
-    seq_key = redis_store.key("project", project_id, "seq")
-    if isinstance(manager, RedisManager) and manager.redis_url == current_app.config.get("REDIS_URL"):
-        message = {"seq": SEQ_PLACEHOLDER, **payload, "project_id": project_id}
-        envelope = {"method": "emit", "event": event, "data": [message], "binary": False, "namespace": "/",
-                    "room": project_room(project_id), "skip_sid": skip_sid, "callback": None,
-                    "host_id": ORDERED_HOST_ID}
-        script = redis_store.client.register_script(_ORDERED_EMIT)  # EVALSHA, loading the script when missing
-        seq = script(keys=[seq_key, manager.channel], args=[json.dumps(envelope), SEQ_PLACEHOLDER])
-        return {**message, "seq": int(seq)}
-    with _SEQ_ORDER:
-        message = {**payload, "project_id": project_id, "seq": next_seq(project_id)}
-        emitter.emit(event, message, to=project_room(project_id), skip_sid=skip_sid)
-    return message
 
 
 def emit_to_user(user_id: int, event: str, payload: dict[str, Any]) -> None:

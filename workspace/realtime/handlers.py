@@ -20,7 +20,7 @@ from ..extensions import db
 from ..files import service as files
 from ..models import Role
 from ..policy import Action, authorize, can
-from . import acks, broadcast, failpoints, presence, runtime
+from . import acks, broadcast, failpoints, ordered, presence, runtime
 from .acks import acked
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def on_join(payload: dict[str, Any]) -> dict[str, Any]:
         raise ServiceUnavailable("This server is shutting down; reconnect and join again.")
     role = authorize(project_id, conn.user_id, Action.READ)
     sid = request.sid
+    since = acks.integer(payload, "since_seq", required=False)
     if not rt.in_room(sid, project_id):
         failpoints.reach("join.after_authorize")
         first = presence.add(project_id, rt.proc, sid, conn.user)  # first: if Redis fails, nothing half-joined
@@ -55,8 +56,10 @@ def on_join(payload: dict[str, Any]) -> dict[str, Any]:
         role = _recheck_membership(rt, sid, project_id, conn.user_id)
         if first:
             broadcast.user_joined(project_id, conn.user, skip_sid=sid)
-    return {"project_id": project_id, "role": role.value, "presence": presence.online(project_id),
-            "seq": broadcast.current_seq(project_id)}
+    # Read after entering the room: every later event arrives live, every earlier one (after since_seq) is in
+    # `missed`; one published meanwhile may come both ways, and clients drop a seq they already have.
+    seen = ordered.replay(project_id, since) if since is not None else {"seq": ordered.current_seq(project_id)}
+    return {"project_id": project_id, "role": role.value, "presence": presence.online(project_id), **seen}
 
 
 def _recheck_membership(rt: runtime.Runtime, sid: str, project_id: int, user_id: int) -> Role:

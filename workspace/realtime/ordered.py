@@ -8,8 +8,8 @@ every process, the sender's included, delivers the event from the channel, in ch
 across round trips.
 
 The envelope is python-socketio's pub/sub message format (`PubSubManager.emit`). `OrderedRedisManager.envelope`
-builds it because the script must put the seq in; `tests/unit/test_ordered_envelope.py` compares it with what
-the library publishes and fails if the library's format changes.
+builds it because the script must put the seq in; `tests/realtime/test_ordered_emit.py` compares it with what the
+library publishes and fails if the library's format changes.
 Without a queue on our Redis (embedded mode, the tests' in-process server) the same script runs without the
 publish and the local emit happens under a process lock, so this process still sends each project's events in
 seq order.
@@ -109,7 +109,8 @@ def emit(project_id: int, event: str, payload: dict[str, Any], room: str, skip_s
             *activity.keys(project_id), counter_key]
     options = {"message_json": message_json, "event": event, "keep": keep,
                "summary_json": json.dumps(activity.summary(event, message, at)) if keep else "",
-               "history_len": config["REALTIME_HISTORY_EVENTS"], "history_ms": config["REALTIME_HISTORY_SECONDS"] * 1000,
+               "history_len": config["REALTIME_HISTORY_EVENTS"],
+               "history_ms": config["REALTIME_HISTORY_SECONDS"] * 1000,
                "activity_len": activity.KEEP, "at": at, "counter_field": counter_field}
     if isinstance(manager, OrderedRedisManager) and manager.redis_url == config.get("REDIS_URL"):
         head, tail = manager.envelope(event, room, skip_sid)
@@ -146,11 +147,9 @@ def replay(project_id: int, since_seq: int) -> dict[str, Any]:
     seq, last_kept = int(seq or 0), int(last_kept or 0)
     if since_seq > seq:
         return {"seq": seq, "resync": True}
-    if entries:
-        complete = int(entries[0][1]["prev"]) <= since_seq
-    else:
-        complete = last_kept <= since_seq
-    if not complete:
+    # Complete when the first kept event after since_seq follows since_seq directly (only cursor moves between).
+    first_gap_from = int(entries[0][1]["prev"]) if entries else last_kept
+    if first_gap_from > since_seq:
         return {"seq": seq, "resync": True}
     # The stored JSON is exactly what was sent; json.loads gives the client the same object back.
     return {"seq": seq, "missed": [{"event": fields["event"], "data": json.loads(fields["data"])}

@@ -1,0 +1,119 @@
+"""One socket's events are handled in order, with a bounded backlog, so one socket cannot hurt the others.
+
+python-socketio handles each event in a task of its own (`async_handlers`): a client that emits thousands of
+events without waiting spawns thousands of tasks, each holding a Redis connection, until the pool is empty for
+everyone (PITFALLS: one green thread per socket event). Here each socket of the default namespace gets a lane: the
+socket's reader appends the event, and one task per busy socket handles its lane in arrival order, then ends (an
+idle socket has no lane and no task). Past SOCKET_BACKLOG waiting events, an event is answered at once with a
+`rate_limited` ack and not handled; a CURSOR_UPDATE replaces the project's cursor already waiting in the lane
+(that one is acked `{ok: true, coalesced: true}`: only the latest position matters).
+
+python-socketio has no public hook for scheduling a socket's events, so `install` replaces the server's
+`_handle_event` (the method that would start the per-event task); tests/live/test_live_fanout.py fails if that
+method changes (events would no longer be handled in order). Other namespaces (co-editing) keep the library's own
+dispatch. When the server runs handlers synchronously (`async_handlers=False`, what Flask-SocketIO's test client
+sets), events run inline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from socketio import packet
+
+from ..errors import error_body
+
+NAMESPACE = "/"
+COALESCED = frozenset({"CURSOR_UPDATE"})
+RATE_LIMITED = {"ok": False, **error_body("rate_limited", "Too many events waiting on this socket; slow down.")}
+_COALESCED_ACK = {"ok": True, "coalesced": True}
+
+
+class Dispatcher:
+    """Per-socket lanes for one python-socketio server (see the module doc)."""
+
+    def __init__(self, server, backlog: int) -> None:
+        self.server = server
+        self.backlog = max(1, backlog)
+        self.lanes: dict[str, deque] = {}
+        # Guards "lane empty, drop it" against "append to the lane" (real threads in threading mode; green
+        # under eventlet/gevent patching, where the sections never switch anyway).
+        self._lock = threading.Lock()
+        self._library_dispatch = server._handle_event
+
+    def install(self) -> Dispatcher:
+        self.server._handle_event = self.handle_event
+        return self
+
+    def handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: list) -> None:
+        """Called by the socket's reader for each event packet: queue it in the socket's lane."""
+        namespace = namespace or NAMESPACE
+        if namespace != NAMESPACE or not self.server.async_handlers:
+            return self._library_dispatch(eio_sid, namespace, id, data)
+        sid = self.server.manager.sid_from_eio_sid(eio_sid, namespace)
+        if not self.server.manager.is_connected(sid, namespace):
+            return None
+        with self._lock:
+            lane = self.lanes.get(eio_sid)
+            if lane is None:
+                self.lanes[eio_sid] = lane = deque(((sid, id, data),))
+                start = True
+            else:
+                start = False
+                replaced = self._coalesce(lane, sid, id, data)
+                if replaced is None and len(lane) >= self.backlog:
+                    replaced, answer = id, RATE_LIMITED
+                else:
+                    answer = _COALESCED_ACK
+                    if replaced is None:
+                        lane.append((sid, id, data))
+        if start:
+            self.server.start_background_task(self._drain, eio_sid, lane)
+        elif replaced is not None:
+            self._ack(eio_sid, namespace, replaced, answer)
+        return None
+
+    @staticmethod
+    def _coalesce(lane: deque, sid: str, id: int | None, data: list) -> int | None:
+        """Put a cursor move in place of the waiting one for the same project; returns the replaced event's ack id
+        (None when nothing was replaced)."""
+        if data[0] not in COALESCED:
+            return None
+        project = _project_of(data)
+        for i, (_, old_id, old_data) in enumerate(lane):
+            if old_data[0] == data[0] and _project_of(old_data) == project:
+                lane[i] = (sid, id, data)
+                return old_id if old_id is not None else -1
+        return None
+
+    def _drain(self, eio_sid: str, lane: deque) -> None:
+        """Handle a socket's waiting events one after the other; the lane goes away once empty."""
+        server = self.server
+        while True:
+            with self._lock:
+                if not lane:
+                    self.lanes.pop(eio_sid, None)
+                    return
+                sid, id, data = lane.popleft()
+            try:
+                server._handle_event_internal(server, sid, eio_sid, data, NAMESPACE, id)
+            except Exception:  # a handler that raises must not strand the socket's later events
+                server.logger.exception("socket event %r failed", data[0] if data else None)
+
+    def _ack(self, eio_sid: str, namespace: str, id: int, answer: dict[str, Any]) -> None:
+        if id < 0:  # the client asked for no ack
+            return
+        self.server._send_packet(eio_sid, self.server.packet_class(packet.ACK, namespace=namespace, id=id,
+                                                                   data=[answer]))
+
+
+def _project_of(data: list) -> Any:
+    payload = data[1] if len(data) > 1 else None
+    return payload.get("project_id") if isinstance(payload, dict) else None
+
+
+def install(server, backlog: int) -> Dispatcher:
+    """Route the default namespace's events of `server` through per-socket lanes."""
+    return Dispatcher(server, backlog).install()
