@@ -8,24 +8,12 @@ import uuid
 
 import pytest
 from jobs_support import WORKER
-from realtime_live import NodeClient, close_all
-from teams import make_team, project_url
+from realtime_live import NodeClient
+from teams import project_url
 
 from processes import start, start_web
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture
-def clients():
-    opened = []
-    yield opened
-    close_all(opened)
-
-
-@pytest.fixture
-def team(client, make_user):
-    return make_team(client, make_user)
 
 
 def web(live_env, processes, **env):

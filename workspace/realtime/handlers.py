@@ -41,12 +41,12 @@ def _caller(budget: bool = True) -> tuple[runtime.Runtime, runtime.Connection]:
 @acked
 def on_join(payload: dict[str, Any]) -> dict[str, Any]:
     project_id = acks.project_id(payload)
+    since = acks.integer(payload, "since_seq", required=False)
     rt, conn = _caller()
     if rt.closing:
         raise ServiceUnavailable("This server is shutting down; reconnect and join again.")
     role = authorize(project_id, conn.user_id, Action.READ)
     sid = request.sid
-    since = acks.integer(payload, "since_seq", required=False)
     if not rt.in_room(sid, project_id):
         failpoints.reach("join.after_authorize")
         first = presence.add(project_id, rt.proc, sid, conn.user)  # first: if Redis fails, nothing half-joined
