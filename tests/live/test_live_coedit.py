@@ -4,15 +4,20 @@ web processes sharing PostgreSQL and Redis. Every wait is on something the edito
 from __future__ import annotations
 
 import signal
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import sqlalchemy as sa
 from coedit_live import YjsAgent
+from jobs_support import WORKER
 from realtime_live import close_all, wait_until
 from teams import make_team, project_url
 
-from processes import start_web
+from processes import start, start_web
+from workspace.extensions import db
+from workspace.models import Document
 
 pytestmark = pytest.mark.live
 PATH = "notes/plan.md"
@@ -188,3 +193,24 @@ def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team
     alice.proc.kill()  # no goodbye from the client: the server announces that alice's client left
     bob.inbox.wait(lambda i: i["type"] == "awareness" and not any(
         s and s.get("user", {}).get("name") == "Alice" for s in i["states"].values()), what="alice gone for bob")
+
+
+def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(live_env, processes, team, editors,
+                                                                                app):
+    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_COMPACT_THRESHOLD": "20"}
+    proc, web = start_web(env)
+    processes.append(proc)
+    processes.append(start([*WORKER, "--name", f"coedit-{uuid.uuid4().hex[:8]}"], env, "compaction-worker"))
+    writer = editor(editors, web, team, team.owner, "owner")
+    writer.wait_synced()
+    writer.type("compact me " * 3)  # 33 keystrokes, 33 stored updates: one compaction job past 20
+
+    def compacted():
+        with app.app_context():
+            row = db.session.execute(sa.select(Document.snapshot_upto, Document.update_count)).first()
+            db.session.rollback()
+            return row is not None and row.snapshot_upto > 0 and row
+
+    row = wait_until(compacted, timeout=30, what="the worker's compaction")
+    assert row.update_count < 20
+    assert editor(editors, web, team, team.viewer, "loader").wait_text("compact me " * 3) == "compact me " * 3

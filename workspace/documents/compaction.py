@@ -25,22 +25,22 @@ log = logging.getLogger(__name__)
 TASK = "workspace.documents.compaction.compact_task"
 
 
-def schedule_if_due(document: Document) -> bool:
-    """Enqueue a compaction of `document` when it has enough stored updates; True when one was enqueued."""
-    if document.update_count < current_app.config["COEDIT_COMPACT_THRESHOLD"]:
+def schedule_if_due(document_id: int, update_count: int) -> bool:
+    """Enqueue a compaction of the document when it holds enough stored updates; True when one was enqueued."""
+    if update_count < current_app.config["COEDIT_COMPACT_THRESHOLD"]:
         return False
     try:
-        if not redis_store.client.set(redis_store.key("coedit", "compacting", document.id), 1, nx=True, ex=60):
+        if not redis_store.client.set(redis_store.key("coedit", "compacting", document_id), 1, nx=True, ex=60):
             return False
         if redis_store.embedded:
-            socketio.start_background_task(_run_embedded, current_app._get_current_object(), document.id)
+            socketio.start_background_task(_run_embedded, current_app._get_current_object(), document_id)
         else:
-            rq_queue().enqueue(TASK, document.id, job_timeout=600, result_ttl=60, failure_ttl=24 * 3600,
-                               description=f"compact document {document.id}")
+            rq_queue().enqueue(TASK, document_id, job_timeout=600, result_ttl=60, failure_ttl=24 * 3600,
+                               description=f"compact document {document_id}")
     except redis.RedisError as exc:  # compaction is an optimisation: the write it rides on must not fail
-        log.warning("compaction of document %s not enqueued: %s", document.id, exc)
+        log.warning("compaction of document %s not enqueued: %s", document_id, exc)
         return False
-    log.info("compaction of document %s enqueued (%d updates)", document.id, document.update_count)
+    log.info("compaction of document %s enqueued (%d updates)", document_id, update_count)
     return True
 
 

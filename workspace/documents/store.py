@@ -234,6 +234,7 @@ def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loade
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
             yield loaded, document
+            document_id, stored = document.id, document.update_count
             db.session.commit()
         except DBAPIError as exc:
             db.session.rollback()
@@ -243,6 +244,8 @@ def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loade
             db.session.rollback()
             _cache().drop(key)
             raise
+    # After the commit, so the compaction (maybe already running elsewhere) sees every update counted here.
+    compaction.schedule_if_due(document_id, stored)
 
 
 def _locked_row(key: tuple[int, str]) -> Document:
@@ -271,7 +274,6 @@ def _store(loaded: _Loaded, document: Document, update: bytes, user_id: int | No
                                   .returning(DocumentUpdate.id))
     loaded.last_id = update_id
     document.update_count += 1
-    compaction.schedule_if_due(document)
 
 
 def _materialize(project_id: int, path: str, text: str, user_id: int) -> tuple[int, bool]:

@@ -40,7 +40,9 @@ class DocumentUpdate(db.Model):
     """One accepted Yjs update, exactly as the editor sent it (or as a REST write produced it)."""
 
     __tablename__ = "document_updates"
-    __table_args__ = (sa.Index("ix_document_updates_document_id", "document_id", "id"),)
+    # AUTOINCREMENT on SQLite: compaction deletes the oldest rows, and a reused id below the snapshot's
+    # `snapshot_upto` would hide a new update from every loader.
+    __table_args__ = (sa.Index("ix_document_updates_document_id", "document_id", "id"), {"sqlite_autoincrement": True})
 
     id: so.Mapped[int] = so.mapped_column(BigId, primary_key=True, autoincrement=True)
     document_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("documents.id", ondelete="CASCADE"))
