@@ -23,10 +23,12 @@ COVERAGE := --cov=workspace --cov=config --cov-branch --cov-report=term-missing:
 
 test: $(DEV_STAMP) $(NODE_STAMP)  ## Lint, then every tier against real PostgreSQL and Redis, with line+branch coverage
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest $(COVERAGE) tests
 
-check: $(DEV_STAMP)  ## The edit loop, under a minute: lint and the unit tier (no services needed)
+check: $(DEV_STAMP)  ## The edit loop, under a minute: lint, the layers (.importlinter) and the unit tier (no services needed)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q tests/unit
 
 docs: $(RUN_STAMP)  ## Regenerate docs/configuration.md from config.py and gunicorn.conf.py
@@ -34,6 +36,7 @@ docs: $(RUN_STAMP)  ## Regenerate docs/configuration.md from config.py and gunic
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench-rest: $(DEV_STAMP)  ## /healthz, project list, /auth/me vs a bare Flask peer under the same worker (wrk: apt-get install -y wrk)
 	flock /tmp/workspace-bench.lock $(BIN)/python bench/rest_api.py $(ARGS)

@@ -13,16 +13,27 @@ from config import Config, load_config
 
 from . import (
     cli,
+    docs,
     fair_share,
+    health,
     models,  # noqa: F401 - registers the tables with the metadata
     observability,
     realtime,
     security_headers,
     sessions,
+    web,
 )
+from .auth import bp as auth_bp
+from .auth import tokens
 from .errors import ApiError, register_error_handlers
 from .extensions import api, cors, db, jwt, limiter, migrate, redis_store, socketio
+from .files import bp as files_bp
+from .jobs.routes import bp as jobs_bp
+from .observability.metrics import bp as metrics_bp
+from .projects import bp as projects_bp
 from .projects import cache as project_list_cache
+from .projects import collaborators_bp
+from .realtime.status import bp as realtime_status_bp
 from .redis_store import blocking_pool
 
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
@@ -44,8 +55,6 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     redis_store.init_app(app)
-    from .auth import tokens
-
     tokens.init_app(app)
     jwt.init_app(app)
     limiter.init_app(app)
@@ -85,15 +94,6 @@ def _derive_settings(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import docs, health, web
-    from .auth import bp as auth_bp
-    from .files import bp as files_bp
-    from .jobs.routes import bp as jobs_bp
-    from .observability.metrics import bp as metrics_bp
-    from .projects import bp as projects_bp
-    from .projects import collaborators_bp
-    from .realtime.status import bp as realtime_status_bp
-
     app.register_blueprint(docs.bp)
     app.register_blueprint(web.bp)  # the web client at /app
     for bp in (health.bp, auth_bp, metrics_bp, jobs_bp):

@@ -54,6 +54,12 @@ kwargs: project_id (int), user_id (int), role (str | None: the new role's value;
 job_updated = DomainEvent("job-updated", doc="""A job's row changed state (claimed, progressed, retried, finished...).
 kwargs: job (models.Job, detached, as committed).""")
 
+auth_attempted = DomainEvent("auth-attempted", doc="""Someone tried to authenticate over REST.
+kwargs: kind (signup, login, refresh, logout), outcome (success; failure: the caller was refused; error: ours).""")
+
+project_list_looked_up = DomainEvent("project-list-looked-up", doc="""A user's project list was asked for while
+the list cache is on. kwargs: hit (bool: served from the cache).""")
+
 
 tokens_revoked = DomainEvent("tokens-revoked", doc="""Tokens stopped working before their expiry (logout, refresh-token
 re-use revoking a family). kwargs: user_id (int), jtis (list[str]: the revoked tokens' ids), family (str | None: a

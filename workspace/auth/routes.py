@@ -9,8 +9,8 @@ from flask_smorest import Blueprint
 from ..errors import Unauthorized
 from ..extensions import db, limiter
 from ..models import User
-from ..observability import metrics
 from . import service, tokens
+from .attempts import announced
 from .schemas import LoginIn, LogoutIn, SignupIn, SignupOut, TokenPairOut, UserOut
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
@@ -21,7 +21,7 @@ def auth_rate_limit() -> str:
 
 
 @bp.route("/signup", methods=["POST"])
-@metrics.counts_auth("signup")
+@announced("signup")
 @limiter.limit(auth_rate_limit)
 @bp.arguments(SignupIn)
 @bp.response(201, SignupOut)
@@ -34,7 +34,7 @@ def signup(body):
 
 
 @bp.route("/login", methods=["POST"])
-@metrics.counts_auth("login")
+@announced("login")
 @limiter.limit(auth_rate_limit)
 @bp.arguments(LoginIn)
 @bp.response(200, TokenPairOut)
@@ -46,7 +46,7 @@ def login(body):
 
 
 @bp.route("/refresh", methods=["POST"])
-@metrics.counts_auth("refresh")
+@announced("refresh")
 @limiter.limit(auth_rate_limit)
 @jwt_required(refresh=True)
 @bp.response(200, TokenPairOut)
@@ -58,7 +58,7 @@ def refresh():
 
 
 @bp.route("/logout", methods=["POST"])
-@metrics.counts_auth("logout")
+@announced("logout")
 @jwt_required()
 @bp.arguments(LogoutIn, required=False)
 @bp.response(204)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -18,7 +19,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token, decode
 
 from .. import events
 from ..errors import ServiceUnavailable, Unauthorized, error_response
-from ..extensions import jwt, redis_store
+from ..extensions import db, jwt, redis_store
 from ..models import User
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,6 @@ def rotate(refresh_payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def current_user_or_401(payload: dict[str, Any]) -> User:
-    from ..extensions import db
-
     user = db.session.get(User, int(payload["sub"]))
     if user is None:
         raise Unauthorized("The account behind this token no longer exists.", code="invalid_token")
@@ -140,8 +139,6 @@ def logout(access: dict[str, Any], refresh_token: Any = None) -> None:
 
 def init_app(app: Flask) -> None:
     """Token lifetimes from the configuration and the contract's error body for every token failure."""
-    from datetime import timedelta
-
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=app.config["ACCESS_TOKEN_MINUTES"])
     app.config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=app.config["REFRESH_TOKEN_DAYS"])
 

@@ -21,7 +21,6 @@ from rq.timeouts import JobTimeoutException
 
 from config import load_config
 
-from .. import create_app
 from ..extensions import db
 from . import execution, queue, service
 
@@ -34,6 +33,10 @@ def worker_app() -> Flask:
     """The worker process's app, with a write-only Socket.IO emitter for JOB_UPDATE (no server runs here)."""
     app = _state["app"]
     if app is None:
+        # Imported when the worker first needs its app: the factory imports every domain, and domain modules import
+        # this one for their RQ entry points (co-editing's compaction), so a module-level import would loop.
+        from .. import create_app
+
         app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": {**load_config().SQLALCHEMY_ENGINE_OPTIONS,
                                                         "pool_pre_ping": False}})
         with app.app_context():

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from flask import Flask
 
+from . import logging as json_logging
+from . import metrics, request_id
+
 
 def init_app(app: Flask) -> None:
     """Request ids first (every later hook and log line can read them), then logs, then metrics."""
-    from . import logging as json_logging
-    from . import metrics, request_id
-
     request_id.init_app(app)
     json_logging.init_app(app)
     metrics.init_app(app)
@@ -20,6 +20,4 @@ def init_app(app: Flask) -> None:
 
 def wrap_wsgi(app: Flask) -> None:
     """The outermost WSGI layer: anything written to `wsgi.errors` becomes a JSON log line."""
-    from .logging import wrap_wsgi as wrap
-
-    wrap(app)
+    json_logging.wrap_wsgi(app)

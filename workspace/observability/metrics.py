@@ -7,7 +7,7 @@ Two kinds, so that every number is right however many processes run:
   latency by route, auth attempts, project-list cache lookups, socket events received, its open sockets. Each web
   process is its own scrape target; sum across targets.
 - Shared, computed at scrape time by `SharedStateCollector` from the state every process shares — jobs by type and
-  status from the `jobs` table, queue depth from RQ's Redis keys, connected sockets from the realtime presence — or
+  status from the `jobs` table, queue depth from RQ's Redis keys, connected sockets (added by the realtime layer) — or
   recorded into Redis by whichever process saw them (events emitted, job attempt durations): job workers are
   processes nobody scrapes, and RQ's forking worker runs each job in a work horse whose in-memory counters die with
   it. Every process reports the same global value; aggregate them with `max`, not `sum`.
@@ -24,7 +24,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import redis
 import sqlalchemy as sa
@@ -40,13 +40,16 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from .. import events
 from ..errors import NotFound, Unauthorized
 from ..extensions import db, redis_store
+from ..jobs.queue import rq_queue
+from ..models import Job
+from .logging import route_label
 
 log = logging.getLogger(__name__)
 
@@ -98,39 +101,6 @@ def job_type_label(job_type: str) -> str:
 def auth_attempt(kind: str, ok: bool) -> None:
     """Count one authentication attempt (`kind`: signup, login, refresh, logout, socket)."""
     AUTH_ATTEMPTS.labels(process_name(), _bounded(kind, AUTH_KINDS), "success" if ok else "failure").inc()
-
-
-def counts_auth(kind: str):
-    """Decorate an auth view (right under `@bp.route`): success when it returns, failure when the caller is refused
-    (a 4xx, including token checks made by decorators below this one), error on a server-side failure (5xx)."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def counted(*args, **kwargs):
-            try:
-                result = view(*args, **kwargs)
-            except Exception as exc:
-                status = getattr(exc, "status", None) or getattr(exc, "code", None)
-                server_side = isinstance(status, int) and status >= 500 or not _is_refusal(exc)
-                AUTH_ATTEMPTS.labels(process_name(), _bounded(kind, AUTH_KINDS),
-                                     "error" if server_side else "failure").inc()
-                raise
-            auth_attempt(kind, True)
-            return result
-
-        return counted
-
-    return decorate
-
-
-def _is_refusal(exc: Exception) -> bool:
-    from flask_jwt_extended.exceptions import JWTExtendedException
-    from jwt import PyJWTError
-    from werkzeug.exceptions import HTTPException
-
-    from ..errors import ApiError
-
-    return isinstance(exc, ApiError | HTTPException | JWTExtendedException | PyJWTError)
 
 
 def cache_lookup(hit: bool) -> None:
@@ -201,14 +171,24 @@ def job_finished(job_type: str, outcome: str, seconds: float) -> None:
 
 
 class SharedStateCollector(Collector):
-    """Global values read at scrape time from the database and Redis of the app serving the scrape."""
+    """Global values read at scrape time from the database and Redis of the app serving the scrape.
+
+    Features add their own producers with `add_source` (the realtime layer its socket counts); a producer that
+    fails is counted in `workspace_metrics_collect_errors` and the scrape goes on.
+    """
+
+    def __init__(self) -> None:
+        self.sources = {"events": self._events, "job_durations": self._job_durations, "jobs": self._jobs,
+                        "queue": self._queue}
+
+    def add_source(self, name: str, producer: Callable[[], Iterable[Metric]]) -> None:
+        self.sources[name] = producer
 
     def describe(self):
         return []  # computed per scrape; nothing to check at registration
 
     def collect(self):
-        for source, producer in (("events", self._events), ("job_durations", self._job_durations),
-                                 ("jobs", self._jobs), ("queue", self._queue), ("sockets", self._sockets)):
+        for source, producer in list(self.sources.items()):
             try:
                 yield from producer()
             except (redis.RedisError, sa.exc.SQLAlchemyError) as exc:
@@ -241,8 +221,6 @@ class SharedStateCollector(Collector):
         yield family
 
     def _jobs(self):
-        from ..models import Job
-
         family = GaugeMetricFamily("workspace_jobs", "Jobs in the database by type and status (global).",
                                    labels=["type", "status"])
         rows = db.session.execute(sa.select(Job.type, Job.status, sa.func.count()).group_by(Job.type, Job.status))
@@ -257,8 +235,6 @@ class SharedStateCollector(Collector):
     def _queue(self):
         if not current_app.config.get("REDIS_URL"):
             return  # embedded mode: jobs run inside the web process, there is no queue
-        from ..jobs.queue import rq_queue
-
         queue = rq_queue()
         family = GaugeMetricFamily("workspace_queue_jobs", "RQ jobs by state: queued (waiting for a worker), "
                                    "started, scheduled (waiting for a retry's delay), deferred, failed (global).",
@@ -269,41 +245,9 @@ class SharedStateCollector(Collector):
             family.add_metric([queue.name, state], registry.get_job_count(cleanup=False))
         yield family
 
-    def _sockets(self):
-        local = GaugeMetricFamily("workspace_socket_connections", "Authenticated Socket.IO connections open on "
-                                  "this process.", labels=["process"])
-        runtime = current_app.extensions.get("realtime")
-        local.add_metric([process_name()], len(runtime.connections) if runtime is not None else 0)
-        yield local
-        joined = GaugeMetricFamily("workspace_sockets_in_projects", "Sockets joined to project rooms on every live "
-                                   "web process, from the shared presence (global).")
-        joined.add_metric([], _joined_sockets())
-        yield joined
 
-
-def _joined_sockets() -> int:
-    """Presence entries of live processes. Presence (workspace/realtime/presence.py) keeps, per process, the set of
-    projects it has sockets in and, per project, a hash of `<proc>|<sid>` fields: count the live processes' fields."""
-    from ..realtime import presence
-
-    client = redis_store.client
-    procs = client.hkeys(presence._procs_key())
-    if not procs:
-        return 0
-    pipe = client.pipeline(transaction=False)
-    for proc in procs:
-        pipe.exists(presence._alive_key(proc))
-        pipe.smembers(presence._projects_key(proc))
-    answers = pipe.execute()
-    live = {proc: projects for proc, up, projects in zip(procs, answers[::2], answers[1::2], strict=True) if up}
-    projects = sorted({int(p) for ps in live.values() for p in ps})
-    pipe = client.pipeline(transaction=False)
-    for project_id in projects:
-        pipe.hkeys(presence._presence_key(project_id))
-    return sum(1 for fields in pipe.execute() for name in fields if presence.split_field(name)[0] in live)
-
-
-REGISTRY.register(SharedStateCollector())
+SHARED = SharedStateCollector()
+REGISTRY.register(SHARED)
 
 # --- HTTP -------------------------------------------------------------------------------------------------------
 bp = Blueprint("metrics", __name__, description="Prometheus metrics for operators.")
@@ -338,8 +282,6 @@ def _check_scraper() -> None:
 
 
 def _observe_request(response: Response) -> Response:
-    from .logging import route_label
-
     started = g.get("request_started")
     labels = (process_name(), route_label(), request.method, str(response.status_code))
     HTTP_REQUESTS.labels(*labels).inc()
@@ -352,6 +294,17 @@ def _job_updated(app: Flask, *, job, **_) -> None:
     job_changed(job)
 
 
+def _auth_attempted(app: Flask, *, kind: str, outcome: str, **_) -> None:
+    AUTH_ATTEMPTS.labels(process_name(), _bounded(kind, AUTH_KINDS), outcome).inc()
+
+
+def _project_list_looked_up(app: Flask, *, hit: bool, **_) -> None:
+    cache_lookup(hit)
+
+
 def init_app(app: Flask) -> None:
+    """HTTP metrics for every request; the domain events this module counts."""
     app.after_request(_observe_request)
     events.job_updated.connect(_job_updated, sender=app)
+    events.auth_attempted.connect(_auth_attempted, sender=app)
+    events.project_list_looked_up.connect(_project_list_looked_up, sender=app)

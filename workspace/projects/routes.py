@@ -8,8 +8,8 @@ from flask import Response, request
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
+from .. import events
 from ..auth import current_user_id
-from ..observability import metrics
 from ..schemas import PageArgs
 from . import cache, service
 from .openapi import READ_ERRORS, WRITE_ERRORS, error_responses
@@ -37,9 +37,9 @@ def list_projects(args):
         return _json(_fresh_page(user_id, page, per_page), "MISS")
     generation, body = cache.lookup(user_id, page, per_page)
     if body is not None and "no-cache" not in request.headers.get("Cache-Control", ""):
-        metrics.cache_lookup(hit=True)
+        events.announce(events.project_list_looked_up, hit=True)
         return _json(body, "HIT")
-    metrics.cache_lookup(hit=False)
+    events.announce(events.project_list_looked_up, hit=False)
     body = _fresh_page(user_id, page, per_page)
     cache.store(user_id, page, per_page, generation, body)
     return _json(body, "MISS")

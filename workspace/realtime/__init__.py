@@ -13,13 +13,22 @@ from flask import Flask
 
 from ..extensions import socketio
 from ..observability import metrics
+from . import (
+    coedit,
+    compression,
+    connection,
+    dispatch,
+    gauges,  # noqa: F401 - adds the socket gauges to the shared scrape
+    handlers,
+    lifecycle,
+    sessions,
+    subscribers,
+)
 from .ordered import OrderedRedisManager
+from .runtime import Runtime
 
 
 def init_app(app: Flask) -> None:
-    from . import coedit, compression, connection, dispatch, handlers, lifecycle, sessions, subscribers
-    from .runtime import Runtime
-
     queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", app.config["REDIS_URL"])
     # Flask-SocketIO keeps options between init_app calls: a previous app's queue manager must not leak into this
     # app's server when this one runs without a queue.

@@ -17,7 +17,7 @@ from flask import current_app
 from ..extensions import socketio
 from ..models.types import utcnow
 from ..observability import metrics
-from . import ordered
+from . import ordered, presence
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,6 @@ def evict(project_id: int, user_id: int) -> None:
     local sid and publishes a `leave_room` on the message queue for a remote one, which the owning process applies
     (messages on the queue keep their order, so no room event published after this reaches the evicted sockets).
     """
-    from . import presence
-
     server = _emitter().server
     try:
         sockets = presence.sockets_of(project_id, user_id)

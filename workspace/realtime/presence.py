@@ -174,3 +174,22 @@ def forget_process(proc: str) -> None:
 
 def clear_project(project_id: int) -> None:
     redis_store.client.delete(_presence_key(project_id))
+
+
+def joined_sockets() -> int:
+    """How many sockets live processes have joined to project rooms (the fields of live processes, every project)."""
+    client = redis_store.client
+    procs = client.hkeys(_procs_key())
+    if not procs:
+        return 0
+    pipe = client.pipeline(transaction=False)
+    for proc in procs:
+        pipe.exists(_alive_key(proc))
+        pipe.smembers(_projects_key(proc))
+    answers = pipe.execute()
+    live = {proc: projects for proc, up, projects in zip(procs, answers[::2], answers[1::2], strict=True) if up}
+    projects = sorted({int(p) for ps in live.values() for p in ps})
+    pipe = client.pipeline(transaction=False)
+    for project_id in projects:
+        pipe.hkeys(_presence_key(project_id))
+    return sum(1 for fields in pipe.execute() for name in fields if split_field(name)[0] in live)
