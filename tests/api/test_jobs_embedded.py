@@ -43,6 +43,10 @@ def test_embedded_flaky_job_retries_then_succeeds_with_events(embedded, make_use
     assert (job["status"], job["attempts"], job["result"]) == ("succeeded", 3, {"succeeded_on_attempt": 3})
     # Members read the failure's own message, never the exception's class or a traceback.
     assert job["error"] == "flaky job failing on purpose (attempt 2 of the first 2)"
+    # The row is committed before its JOB_UPDATE goes out: the last event may trail the poll that saw the row.
+    deadline = time.monotonic() + 10
+    while not any(data.get("status") == "succeeded" for _, data, _ in sent) and time.monotonic() < deadline:
+        time.sleep(0.01)
     updates = [data for event, data, kw in sent if event == "JOB_UPDATE"]
     assert [u["status"] for u in updates] == ["queued", "running", "retrying", "running", "retrying", "running",
                                              "succeeded"]

@@ -194,18 +194,31 @@ def list_for_project(project_id: int, user_id: int, page: int, per_page: int) ->
 
 def _apply(job_id: int, conditions: list, values: dict) -> Job | None:
     """UPDATE the row if it still matches `conditions`; the fresh row, announced, or None when it did not match."""
+    job = _update(job_id, conditions, values)
+    if job is not None:
+        announce(job)
+    return job
+
+
+def _update(job_id: int, conditions: list, values: dict) -> Job | None:
+    """The compare-and-set itself: one UPDATE ... RETURNING; the fresh row (detached) or None."""
     values.setdefault("updated_at", utcnow())
-    # One round trip: UPDATE ... RETURNING gives the fresh row (the hot path of every job runs through here).
-    job = db.session.scalars(sa.update(Job).where(Job.id == job_id, *conditions).values(**values).returning(Job),
+    statement = sa.update(Job).where(Job.id == job_id, *conditions).values(**values)
+    if db.engine.dialect.name == "postgresql":
+        # One statement is atomic on its own: in autocommit it is one round trip, where a transaction adds BEGIN
+        # and COMMIT (the hot path of every job runs through here). Not on SQLite: a second connection writing
+        # while the session's transaction reads would wait on SQLite's database lock.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            row = connection.execute(statement.returning(*Job.__table__.columns)).one_or_none()
+        return Job(**row._mapping) if row is not None else None
+    job = db.session.scalars(statement.returning(Job),
                              execution_options={"synchronize_session": False, "populate_existing": True}
                              ).one_or_none()
     if job is None:
         db.session.rollback()
         return None
-    # Detached before the commit, so reading it afterwards does not reload it.
-    db.session.expunge(job)
+    db.session.expunge(job)  # detached before the commit, so reading it afterwards does not reload it
     db.session.commit()
-    announce(job)
     return job
 
 
@@ -232,10 +245,7 @@ def renew_lease(job_id: int, attempt: int, progress: dict | None = None) -> bool
     values: dict[str, Any] = {"lease_expires_at": now + lease(), "updated_at": now}
     conditions = [Job.status == JobStatus.RUNNING, Job.attempts == attempt]
     if progress is None:
-        result = db.session.execute(sa.update(Job).where(Job.id == job_id, *conditions).values(**values)
-                                    .execution_options(synchronize_session=False))
-        db.session.commit()
-        return result.rowcount == 1
+        return _update(job_id, conditions, values) is not None
     values["progress"] = progress
     return _apply(job_id, conditions, values) is not None
 
