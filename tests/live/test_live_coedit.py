@@ -12,10 +12,10 @@ import requests
 import sqlalchemy as sa
 from coedit_live import YjsAgent
 from jobs_support import WORKER
-from realtime_live import close_all, wait_until
+from realtime_live import NodeClient, close_all, wait_until
 from teams import make_team, project_url
 
-from processes import start, start_web
+from processes import free_port, start, start_web
 from workspace.extensions import db
 from workspace.models import Document
 
@@ -61,6 +61,10 @@ def test_two_writers_on_two_processes_converge(webs, team, editors):
     (_, web1), (_, web2) = webs
     alice = editor(editors, web1, team, team.owner, "owner@web1")
     bob = editor(editors, web2, team, team.collaborator, "collab@web2")
+    watcher = NodeClient(web1, team.viewer.access, "room@web1")  # the project room of the default namespace
+    editors.append(watcher)
+    assert watcher.wait_connected()["type"] == "connect"
+    assert watcher.emit("join", {"project_id": team.project_id})["ok"] is True
     assert alice.wait_synced() == "" and bob.wait_synced() == ""
     with ThreadPoolExecutor(2) as pool:  # both type at the same time, one keystroke per update
         typing = [pool.submit(alice.type, "hello from alice. ", "end", 5),
@@ -70,6 +74,9 @@ def test_two_writers_on_two_processes_converge(webs, team, editors):
     final = alice.wait_text(lambda text: len(text) == 31)
     assert bob.wait_text(final) == final
     assert "hello from alice. " in final and "BOB WAS HERE " in final
+    # FILE_CHANGE still reaches the project room, batched: far fewer than one per keystroke, the last one current.
+    watcher.wait_event("FILE_CHANGE", lambda p: p["path"] == PATH and p.get("content") == final)
+    assert len(watcher.received("FILE_CHANGE")) < 31
     # Stored before relayed, and materialised: REST on either process reads the merged text.
     for base in (web1, web2):
         body = wait_until(lambda b=base: (r := rest_file(b, team, team.viewer)).status_code == 200
@@ -214,3 +221,26 @@ def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(l
     row = wait_until(compacted, timeout=30, what="the worker's compaction")
     assert row.update_count < 20
     assert editor(editors, web, team, team.viewer, "loader").wait_text("compact me " * 3) == "compact me " * 3
+
+
+def test_editors_resync_after_every_web_process_restarts(live_env, processes, team, editors):
+    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1"}
+    ports = [free_port(), free_port()]
+    webs = [start_web(env, port=port) for port in ports]
+    processes.extend(proc for proc, _ in webs)
+    alice = editor(editors, webs[0][1], team, team.owner, "owner@web1")
+    bob = editor(editors, webs[1][1], team, team.collaborator, "collab@web2")
+    alice.wait_synced(), bob.wait_synced()
+    alice.type("before.")
+    bob.wait_text("before.")
+    for proc, _ in webs:
+        proc.send_signal(signal.SIGTERM)
+    for proc, _ in webs:
+        proc.stop()
+    alice.inbox.wait(lambda i: i["type"] == "disconnect", what="alice dropped")
+    alice.type(" offline.")  # typed while no server runs: kept by the client, sent when it is back
+    restarted = [start_web(env, port=port) for port in ports]
+    processes.extend(proc for proc, _ in restarted)
+    assert bob.wait_text("before. offline.", timeout=30) == "before. offline."
+    wait_until(lambda: rest_file(restarted[0][1], team, team.owner).json().get("content") == "before. offline.",
+               what="the offline typing stored")

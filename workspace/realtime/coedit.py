@@ -32,7 +32,7 @@ from ..errors import ApiError, Forbidden, NotFound, PayloadTooLarge, ServiceUnav
 from ..extensions import redis_store, socketio
 from ..files.paths import validate_path
 from ..policy import Action, authorize
-from . import awareness, broadcast, sessions
+from . import awareness, broadcast, sessions, subscribers
 from .throttle import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def on_connect(auth: Any = None) -> None:
         raise ConnectionRefusedError("Unknown namespace: documents are /yjs|<project_id>/<path>.",
                                      {"code": "unknown_namespace"})
     project_id, path = where
+    if current_app.extensions["realtime"].closing:  # reconnect elsewhere: a dropped transport is retried
+        return _retry_later(ServiceUnavailable("This server is shutting down."))
     try:
         validate_path(path)
     except ApiError as exc:
@@ -311,7 +313,7 @@ def _flush_file_change(state: Coedit, key: tuple[int, str]) -> None:
         return
     with state.app.app_context():
         try:
-            broadcast.file_changed(key[0], path=key[1], **latest)
+            subscribers.file_saved(state.app, project_id=key[0], path=key[1], **latest)
         except Exception:  # a background task has no caller to raise to
             log.exception("batched FILE_CHANGE not sent")
 

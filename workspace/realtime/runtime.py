@@ -159,8 +159,11 @@ class Runtime:
                 presence.forget_process(self.proc)
             except redis.RedisError as exc:
                 log.warning("could not unregister this process from Redis at shutdown: %s", exc)
-        for sid in list(self.connections):
-            eio_sid = self.server.manager.eio_sid_from_sid(sid, "/")
+        # Document editors (co-editing namespaces) hold Engine.IO connections of their own: closed the same way.
+        coedit = self.app.extensions.get("coedit")
+        editors = [(sid, editor.namespace) for sid, editor in coedit.editors.items()] if coedit else []
+        for sid, namespace in [(sid, "/") for sid in self.connections] + editors:
+            eio_sid = self.server.manager.eio_sid_from_sid(sid, namespace)
             if eio_sid:
                 self.server.eio.disconnect(eio_sid)
         log.info("realtime shutdown: presence cleared, sockets closed")
