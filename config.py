@@ -155,6 +155,10 @@ class Config:
         # Testing only (APP_ENV=testing): named pause points the security tests use to force an interleaving.
         self.FAILPOINTS = frozenset(p.strip() for p in (_env("FAILPOINTS", "") or "").split(",") if p.strip())
 
+        # REST bodies nested deeper than this are a 400 invalid_json.
+        self.JSON_MAX_DEPTH = _int("JSON_MAX_DEPTH", 64)
+        # Integers in REST bodies longer than this many digits (and numbers overflowing to infinity) are a 422.
+        self.JSON_MAX_INT_DIGITS = _int("JSON_MAX_INT_DIGITS", 64)
         # Production serves /metrics only to `Authorization: Bearer <METRICS_TOKEN>`; unset there: /metrics is a 404.
         self.METRICS_TOKEN = _env("METRICS_TOKEN")
 

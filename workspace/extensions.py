@@ -10,6 +10,7 @@ from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
+from . import json_input  # noqa: F401 - installs the JSON-limits argument parser before any view is decorated
 from .redis_store import RedisStore
 from .schemas import ErrorSchema
 
