@@ -108,7 +108,7 @@ class Config:
         # ...at most this many seconds, then the operation fails (service_unavailable) instead of piling up.
         self.REDIS_POOL_TIMEOUT = float(_env("REDIS_POOL_TIMEOUT", "5"))
         # Events of one socket waiting to be handled (in order); past it, `rate_limited` acks (cursors coalesce).
-        self.SOCKET_BACKLOG = _int("SOCKET_BACKLOG", 32)
+        self.SOCKET_BACKLOG = _int("SOCKET_BACKLOG", 64)
         # Room events kept per project for `join {since_seq}` (at least this many, Redis trims approximately)...
         self.REALTIME_HISTORY_EVENTS = _int("REALTIME_HISTORY_EVENTS", 1000)
         # ...for at least this long after the project's last event; older gaps get `resync: true`.

@@ -30,7 +30,7 @@ from sandbox import drop_sandbox
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from processes import free_port, start_web  # noqa: E402
+from processes import BIN, free_port, start, start_web, wait_http  # noqa: E402
 
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -85,6 +85,20 @@ def node_reference() -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
+def relay(env: dict, mode: str):
+    """Peer (b): the minimal Flask-SocketIO relay (bench/relay_app.py) on the same Redis queue, same worker class."""
+    port = free_port()
+    # -c /dev/null: not the product's gunicorn.conf.py (its hooks start the product's realtime runtime).
+    proc = start([str(BIN / "gunicorn"), "-c", "/dev/null", "-k", mode, "-w", "1", "--worker-connections", "20000",
+                  "--backlog", "2048",
+                  "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "relay_app:app"],
+                 {**env, "BENCH_REDIS_URL": REDIS_URL, "BENCH_CHANNEL": env["REDIS_KEY_PREFIX"] + "relay"},
+                 f"relay-{mode}")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/socket.io/?EIO=4&transport=polling", proc=proc)
+    return proc, base
+
+
 def fanout(urls: list[str], setup: dict, n: int, count: int, event: str, timeout_s: int) -> dict:
     config = {"urls": urls, "senderToken": setup["sender"], "receiverToken": setup["receiver"],
               "projectId": setup["project_id"], "n": n, "count": count, "event": event, "window": 32,
@@ -93,6 +107,12 @@ def fanout(urls: list[str], setup: dict, n: int, count: int, event: str, timeout
                           capture_output=True, text=True, timeout=timeout_s + 120)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     return json.loads(lines[-1]) if lines else {"error": done.stderr[-500:] or done.stdout[-500:]}
+
+
+def ratio(result: dict | None, peer: dict | None) -> float | None:
+    if result and peer and result.get("per_second") and peer.get("per_second"):
+        return round(result["per_second"] / peer["per_second"], 2)
+    return None
 
 
 def worker_pid(master: int) -> int:
@@ -107,10 +127,10 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def capacity(env: dict, setup: dict, k: int) -> dict:
+def capacity(env: dict, setup: dict, k: int, mode: str) -> dict:
     """Open k/2 idle clients, read the worker's RSS, open k/2 more, read it again: the marginal memory per
     connection (the first half also pays for allocator growth and one-off imports, so it is reported apart)."""
-    proc, base = start_web(env, async_mode="eventlet")
+    proc, base = start_web(env, async_mode=mode)
     try:
         pid = worker_pid(proc.pid)
         before = rss_kib(pid)
@@ -135,7 +155,8 @@ def capacity(env: dict, setup: dict, k: int) -> dict:
         idle.wait(60)
         connected = held.get("connected", 0)
         second_half = connected - first.get("connected", 0)
-        return {"clients": k, "connected": connected, "failed": held.get("failed"), "errors": held.get("errors"),
+        return {"mode": mode, "clients": k, "connected": connected, "failed": held.get("failed"),
+                "errors": held.get("errors"),
                 "rss_before_mib": round(before / 1024, 1), "rss_after_mib": round(after / 1024, 1),
                 "kib_per_connection_overall": round((after - before) / connected, 1) if connected else None,
                 "kib_per_connection_marginal": round((after - middle) / second_half, 1) if second_half else None,
@@ -151,12 +172,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=None, help="events per run (default 2000)")
     parser.add_argument("--file-count", type=int, default=None, help="FILE_CHANGEs per run (default: --count)")
     parser.add_argument("--modes", default="eventlet,gevent")
-    parser.add_argument("--idle", type=int, default=None, help="idle clients for the capacity run (default 5000)")
+    parser.add_argument("--idle", type=int, default=None, help="idle clients for the capacity run (default 10000)")
     parser.add_argument("--skip", default="", help="comma-separated: fanout,files,two,capacity")
     args = parser.parse_args()
     sizes = [int(s) for s in (args.sizes or ("100" if args.quick else "100,500")).split(",")]
     count = args.count or (500 if args.quick else 2000)
-    idle_k = args.idle or (1000 if args.quick else 5000)
+    idle_k = args.idle or (1000 if args.quick else 10000)
     skip = set(filter(None, args.skip.split(",")))
     fd_limit = raise_fd_limit()
 
@@ -184,9 +205,18 @@ def main() -> None:
                 finally:
                     node.terminate()
                     node.wait(10)
-                rows.append(("node socket.io", 1, event, n, ref, None))
-                print(json.dumps(rows[-1][:4] + (ref,)), flush=True)
+                rows.append(("node socket.io", 1, event, n, ref, None, None))
+                print(json.dumps(rows[-1][:5]), flush=True)
                 for mode in args.modes.split(","):
+                    peer = None
+                    if event == "CURSOR_UPDATE":  # the relay only relays cursors (nothing to persist)
+                        proc, base = relay(env, mode)
+                        try:
+                            peer = fanout([base], setup, n, per_run, event, timeout_s)
+                        finally:
+                            proc.stop()
+                        rows.append((f"flask-socketio relay {mode}", 1, event, n, peer, ratio(peer, ref), None))
+                        print(json.dumps(rows[-1]), flush=True)
                     for procs in ((1,) if "two" in skip else (1, 2)):
                         webs = [start_web(env, async_mode=mode) for _ in range(procs)]
                         try:
@@ -194,24 +224,22 @@ def main() -> None:
                         finally:
                             for proc, _ in webs:
                                 proc.stop()
-                        ratio = (round(result["per_second"] / ref["per_second"], 2)
-                                 if result.get("per_second") and ref.get("per_second") else None)
-                        rows.append((f"ours {mode}", procs, event, n, result, ratio))
-                        print(json.dumps(rows[-1][:4] + (result, ratio)), flush=True)
-        cap = None if "capacity" in skip else capacity(env, setup, idle_k)
+                        rows.append((f"ours {mode}", procs, event, n, result, ratio(result, ref),
+                                     ratio(result, peer) if procs == 1 else None))
+                        print(json.dumps(rows[-1]), flush=True)
+        caps = [] if "capacity" in skip else [capacity(env, setup, idle_k, mode) for mode in args.modes.split(",")]
     finally:
         drop_sandbox(engine, schema, REDIS_URL, prefix)
 
     print(f"\nfd limit {fd_limit}; {count} cursor / {args.file_count or count} file events per run; "
           f"load average at the end: {os.getloadavg()}")
-    print("| server | processes | event | N | delivered/s | p50 ms | p99 ms | delivered | ours/Node |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for server, procs, event, n, r, ratio in rows:
+    print("| server | processes | event | N | delivered/s | p50 ms | p99 ms | delivered | vs Node | vs relay |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for server, procs, event, n, r, to_node, to_relay in rows:
         print(f"| {server} | {procs} | {event} | {n} | {r.get('per_second', r.get('error'))} | {r.get('p50_ms')} | "
-              f"{r.get('p99_ms')} | {r.get('delivered')}/{r.get('expected')} | {ratio if ratio is not None else ''} |")
-    if cap:
-        print(f"\ncapacity (one eventlet process): {json.dumps(cap)}")
-
+              f"{r.get('p99_ms')} | {r.get('delivered')}/{r.get('expected')} | {to_node or ''} | {to_relay or ''} |")
+    for cap in caps:
+        print(f"\ncapacity: {json.dumps(cap)}")
 
 if __name__ == "__main__":
     main()

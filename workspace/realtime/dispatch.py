@@ -4,9 +4,9 @@ python-socketio handles each event in a task of its own (`async_handlers`): a cl
 events without waiting spawns thousands of tasks, each holding a Redis connection, until the pool is empty for
 everyone (PITFALLS: one green thread per socket event). Here each socket of the default namespace gets a lane: the
 socket's reader appends the event, and one task per busy socket handles its lane in arrival order, then ends (an
-idle socket has no lane and no task). Past SOCKET_BACKLOG waiting events, an event is answered at once with a
-`rate_limited` ack and not handled; a CURSOR_UPDATE replaces the project's cursor already waiting in the lane
-(that one is acked `{ok: true, coalesced: true}`: only the latest position matters).
+idle socket has no lane and no task). Past SOCKET_BACKLOG waiting events, a CURSOR_UPDATE replaces the project's
+cursor already waiting in the lane (that one is acked `{ok: true, coalesced: true}`: only the latest position
+matters) and any other event is answered at once with a `rate_limited` ack and not handled.
 
 python-socketio has no public hook for scheduling a socket's events, so `install` replaces the server's
 `_handle_event` (the method that would start the per-event task); tests/live/test_live_fanout.py fails if that
@@ -61,14 +61,11 @@ class Dispatcher:
                 self.lanes[eio_sid] = lane = deque(((sid, id, data),))
                 start = True
             else:
-                start = False
-                replaced = self._coalesce(lane, sid, id, data)
-                if replaced is None and len(lane) >= self.backlog:
+                start, replaced, answer = False, None, _COALESCED_ACK
+                if len(lane) < self.backlog:
+                    lane.append((sid, id, data))
+                elif (replaced := self._coalesce(lane, sid, id, data)) is None:
                     replaced, answer = id, RATE_LIMITED
-                else:
-                    answer = _COALESCED_ACK
-                    if replaced is None:
-                        lane.append((sid, id, data))
         if start:
             self.server.start_background_task(self._drain, eio_sid, lane)
         elif replaced is not None:
