@@ -4,6 +4,7 @@ web processes sharing PostgreSQL and Redis. Every wait is on something the edito
 from __future__ import annotations
 
 import signal
+import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +16,7 @@ from jobs_support import WORKER
 from realtime_live import NodeClient, close_all, wait_until
 from teams import make_team, project_url
 
-from processes import free_port, start, start_web
+from processes import BIN, ROOT, free_port, start, start_web
 from workspace.extensions import db
 from workspace.models import Document
 
@@ -244,3 +245,33 @@ def test_editors_resync_after_every_web_process_restarts(live_env, processes, te
     assert bob.wait_text("before. offline.", timeout=30) == "before. offline."
     wait_until(lambda: rest_file(restarted[0][1], team, team.owner).json().get("content") == "before. offline.",
                what="the offline typing stored")
+
+
+def test_embedded_mode_coedits_the_same(live_env, processes, editors, tmp_path):
+    """SQLite, no Redis, one process: the same protocol, storage and REST view."""
+    env = {**live_env, "REDIS_URL": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.db'}",
+           "SHUTDOWN_DRAIN_SECONDS": "1"}
+    subprocess.run([str(BIN / "flask"), "--app", "workspace:create_app", "db", "upgrade"], env=env, check=True,
+                   cwd=ROOT, capture_output=True, timeout=120)
+    proc, web = start_web(env)
+    processes.append(proc)
+    tokens = []
+    for name in ("Ann", "Ben"):
+        signup = requests.post(web + "/api/v1/auth/signup", timeout=10,
+                               json={"email": f"{name}@example.com", "password": "a long enough pass 1", "name": name})
+        assert signup.status_code == 201, signup.text
+        tokens.append(signup.json()["access_token"])
+    auth = {"Authorization": f"Bearer {tokens[0]}"}
+    project_id = requests.post(web + "/api/v1/projects/", json={"name": "e"}, headers=auth, timeout=10).json()["id"]
+    invited = requests.post(web + project_url(project_id, "collaborators"), headers=auth, timeout=10,
+                            json={"email": "ben@example.com", "role": "collaborator"})
+    assert invited.status_code == 201, invited.text
+    ann, ben = (YjsAgent(web, project_id, PATH, tokens[i], name) for i, name in enumerate(("ann", "ben")))
+    editors.extend([ann, ben])
+    ann.wait_synced(), ben.wait_synced()
+    ann.type("embedded ")
+    ben.wait_text("embedded ")
+    ben.type("works")
+    assert ann.wait_text("embedded works")
+    stored = requests.get(web + project_url(project_id, "files", PATH), headers=auth, timeout=10).json()
+    assert stored["content"] == "embedded works"

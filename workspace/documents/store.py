@@ -165,12 +165,14 @@ def apply_update(project_id: int, path: str, user: dict, update: bytes, origin: 
 
     Raises InvalidUpdate (not a Yjs update), NotFound/Forbidden (role), ValidationFailed (path),
     PayloadTooLarge (the text would exceed MAX_FILE_BYTES), ServiceUnavailable (database down)."""
-    authorize(project_id, user["id"], Action.EDIT)
     validate_path(path)
     if update == EMPTY_UPDATE:
         return Change(project_id, path, None, False, EMPTY_UPDATE)
     key = (project_id, path)
     with _writing(key, user["id"]) as (loaded, document):
+        # Inside the locks: an editor's burst of updates waits on the process lock without holding a database
+        # connection each, and the role is read in the transaction that stores the update.
+        authorize(project_id, user["id"], Action.EDIT)
         before = crdt.text_of(loaded.doc)
         crdt.apply(loaded.doc, update)
         after = crdt.text_of(loaded.doc)

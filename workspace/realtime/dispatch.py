@@ -10,9 +10,11 @@ matters) and any other event is answered at once with a `rate_limited` ack and n
 
 python-socketio has no public hook for scheduling a socket's events, so `install` replaces the server's
 `_handle_event` (the method that would start the per-event task); tests/live/test_live_fanout.py fails if that
-method changes (events would no longer be handled in order). Other namespaces (co-editing) keep the library's own
-dispatch. When the server runs handlers synchronously (`async_handlers=False`, what Flask-SocketIO's test client
-sets), events run inline.
+method changes (events would no longer be handled in order). Co-editing namespaces (`/yjs|...`) get lanes too,
+so an editor's updates are stored in the order it typed them; past the backlog its transport is closed instead
+(a dropped update would leave the document diverged; the client reconnects and both sync-step-1 exchanges carry
+everything over). Other namespaces keep the library's own dispatch. When the server runs handlers
+synchronously (`async_handlers=False`, what Flask-SocketIO's test client sets), events run inline.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from socketio import packet
 from ..errors import error_body
 
 NAMESPACE = "/"
+DOCUMENTS = "/yjs|"  # co-editing namespaces (realtime.coedit)
 COALESCED = frozenset({"CURSOR_UPDATE"})
 RATE_LIMITED = {"ok": False, **error_body("rate_limited", "Too many events waiting on this socket; slow down.")}
 _COALESCED_ACK = {"ok": True, "coalesced": True}
@@ -50,7 +53,7 @@ class Dispatcher:
     def handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: list) -> None:
         """Called by the socket's reader for each event packet: queue it in the socket's lane."""
         namespace = namespace or NAMESPACE
-        if namespace != NAMESPACE or not self.server.async_handlers:
+        if not (namespace == NAMESPACE or namespace.startswith(DOCUMENTS)) or not self.server.async_handlers:
             return self._library_dispatch(eio_sid, namespace, id, data)
         sid = self.server.manager.sid_from_eio_sid(eio_sid, namespace)
         if not self.server.manager.is_connected(sid, namespace):
@@ -58,15 +61,20 @@ class Dispatcher:
         with self._lock:
             lane = self.lanes.get(eio_sid)
             if lane is None:
-                self.lanes[eio_sid] = lane = deque(((sid, id, data),))
+                self.lanes[eio_sid] = lane = deque(((sid, namespace, id, data),))
                 start = True
             else:
                 start, replaced, answer = False, None, _COALESCED_ACK
                 if len(lane) < self.backlog:
-                    lane.append((sid, id, data))
+                    lane.append((sid, namespace, id, data))
+                elif namespace != NAMESPACE:
+                    start = None
                 elif (replaced := self._coalesce(lane, sid, id, data)) is None:
                     replaced, answer = id, RATE_LIMITED
-        if start:
+        if start is None:
+            self.server.logger.warning("document socket %s overran its backlog; closing its transport", sid)
+            self.server.eio.disconnect(eio_sid)
+        elif start:
             self.server.start_background_task(self._drain, eio_sid, lane)
         elif replaced is not None:
             self._ack(eio_sid, namespace, replaced, answer)
@@ -79,9 +87,9 @@ class Dispatcher:
         if data[0] not in COALESCED:
             return None
         project = _project_of(data)
-        for i, (_, old_id, old_data) in enumerate(lane):
+        for i, (_, old_namespace, old_id, old_data) in enumerate(lane):
             if old_data[0] == data[0] and _project_of(old_data) == project:
-                lane[i] = (sid, id, data)
+                lane[i] = (sid, old_namespace, id, data)
                 return old_id if old_id is not None else -1
         return None
 
@@ -93,9 +101,9 @@ class Dispatcher:
                 if not lane:
                     self.lanes.pop(eio_sid, None)
                     return
-                sid, id, data = lane.popleft()
+                sid, namespace, id, data = lane.popleft()
             try:
-                server._handle_event_internal(server, sid, eio_sid, data, NAMESPACE, id)
+                server._handle_event_internal(server, sid, eio_sid, data, namespace, id)
             except Exception:  # a handler that raises must not strand the socket's later events
                 server.logger.exception("socket event %r failed", data[0] if data else None)
 
