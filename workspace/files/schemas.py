@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
+from ..errors import ValidationFailed
 from ..schemas import BaseSchema
+from .paths import validate_path
+
+
+class FilePath(fields.String):
+    """A file path inside a project, held to `paths.validate_path`: one limit and one message wherever a path is
+    loaded (the REST URL goes through the service's check, socket payloads through this field)."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        path = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return validate_path(path)
+        except ValidationFailed as exc:
+            raise ValidationError(exc.message) from None
 
 
 class FileSaveIn(BaseSchema):
     content = fields.String(required=True, metadata={"description": "UTF-8 text, at most MAX_FILE_BYTES bytes."})
     base_version = fields.Integer(
-        allow_none=True, validate=validate.Range(min=0, max=2**31 - 1),
+        strict=True, allow_none=True, validate=validate.Range(min=0, max=2**31 - 1),
         metadata={"description": "The version this edit is based on: omitted/null overwrites, 0 means the file "
                                  "must not exist yet, n succeeds only if the current version is n (else 409 with "
                                  "`details.current_version`)."},

@@ -1,8 +1,8 @@
 """Every client → server event answers through its ack: `{ok: true, ...}` or `{ok: false, error: {code, message}}`.
 
 `acked` turns a handler's return value or exception into that shape, so no input can raise out of a handler
-(which would leave the client's callback hanging) and the socket always stays usable. The payload readers below
-refuse wrong types with a `ValidationFailed` naming the field.
+(which would leave the client's callback hanging) and the socket always stays usable. `load` reads a payload with
+its schema (`payloads`) and refuses it with a `ValidationFailed` naming the fields.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from functools import wraps
 from typing import Any
 
 import redis
+from marshmallow import Schema, ValidationError
 
 from ..errors import ApiError, ValidationFailed, error_body
+from ..files.schemas import FilePath
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +47,16 @@ def acked(handler: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Callabl
     return wrapper
 
 
-def integer(payload: dict[str, Any], name: str, *, required: bool = True, minimum: int = 0) -> int | None:
-    value = payload.get(name)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationFailed(f"{name} must be an integer >= {minimum}.", code="invalid_payload",
-                               details={"field": name})
-    return value
-
-
-def string(payload: dict[str, Any], name: str, *, max_len: int | None = None) -> str:
-    value = payload.get(name)
-    if not isinstance(value, str):
-        raise ValidationFailed(f"{name} must be a string.", code="invalid_payload", details={"field": name})
-    if max_len is not None and len(value) > max_len:
-        raise ValidationFailed(f"{name} is longer than {max_len} characters.", code="invalid_payload",
-                               details={"field": name})
-    return value
-
-
-def project_id(payload: dict[str, Any]) -> int:
-    return integer(payload, "project_id", minimum=1)
+def load(schema: Schema, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as `schema` loads it, or `invalid_payload` (`invalid_path` when only a path string broke the
+    path rules, as over REST) with the schema's message per field in `details.fields`."""
+    try:
+        return schema.load(payload)
+    except ValidationError as exc:
+        fields = exc.messages if isinstance(exc.messages, dict) else {"_payload": exc.messages}
+        first = next(iter(fields.values()))
+        first = first[0] if isinstance(first, list) and first else first
+        path_rules = all(isinstance(schema.fields.get(name), FilePath) and isinstance(payload.get(name), str)
+                         for name in fields)
+        raise ValidationFailed(f"{next(iter(fields))}: {first}", code="invalid_path" if path_rules else
+                               "invalid_payload", details={"fields": fields}) from None

@@ -22,10 +22,9 @@ from ..models import Role
 from ..policy import Action, authorize, can
 from . import acks, broadcast, failpoints, ordered, presence, runtime
 from .acks import acked
+from .payloads import CURSOR, FILE_CHANGE, JOIN, LEAVE
 
 log = logging.getLogger(__name__)
-
-MAX_PATH = 1024
 
 
 def _caller(budget: bool = True) -> tuple[runtime.Runtime, runtime.Connection]:
@@ -40,8 +39,8 @@ def _caller(budget: bool = True) -> tuple[runtime.Runtime, runtime.Connection]:
 
 @acked
 def on_join(payload: dict[str, Any]) -> dict[str, Any]:
-    project_id = acks.project_id(payload)
-    since = acks.integer(payload, "since_seq", required=False)
+    loaded = acks.load(JOIN, payload)
+    project_id, since = loaded["project_id"], loaded["since_seq"]
     rt, conn = _caller()
     if rt.closing:
         raise ServiceUnavailable("This server is shutting down; reconnect and join again.")
@@ -83,7 +82,7 @@ def _recheck_membership(rt: runtime.Runtime, sid: str, project_id: int, user_id:
 
 @acked
 def on_leave(payload: dict[str, Any]) -> dict[str, Any]:
-    project_id = acks.project_id(payload)
+    project_id = acks.load(LEAVE, payload)["project_id"]
     rt, conn = _caller()
     if project_id in conn.projects or rt.in_room(request.sid, project_id):
         rt.leave_project(request.sid, project_id)
@@ -92,23 +91,18 @@ def on_leave(payload: dict[str, Any]) -> dict[str, Any]:
 
 @acked
 def on_file_change(payload: dict[str, Any]) -> dict[str, Any]:
-    project_id = acks.project_id(payload)
-    path = acks.string(payload, "path", max_len=MAX_PATH)
-    content = acks.string(payload, "content")
-    base_version = acks.integer(payload, "base_version", required=False)
+    change = acks.load(FILE_CHANGE, payload)
+    project_id = change["project_id"]
     _, conn = _caller()
-    saved = files.save_file(project_id, conn.user, path, content, base_version, skip_sid=request.sid)
+    saved = files.save_file(project_id, conn.user, change["path"], change["content"], change.get("base_version"),
+                            skip_sid=request.sid)
     return {"project_id": project_id, "path": saved.path, "version": saved.version, "created": saved.created}
 
 
 @acked
 def on_cursor_update(payload: dict[str, Any]) -> dict[str, Any]:
-    project_id = acks.project_id(payload)
-    message = {
-        "path": acks.string(payload, "path", max_len=MAX_PATH),
-        "line": acks.integer(payload, "line"),
-        "column": acks.integer(payload, "column"),
-    }
+    message = acks.load(CURSOR, payload)
+    project_id = message.pop("project_id")
     rt, conn = _caller(budget=False)
     sid = request.sid
     if not rt.in_room(sid, project_id):
