@@ -159,6 +159,14 @@ class Config:
         self.JSON_MAX_DEPTH = _int("JSON_MAX_DEPTH", 64)
         # Integers in REST bodies longer than this many digits (and numbers overflowing to infinity) are a 422.
         self.JSON_MAX_INT_DIGITS = _int("JSON_MAX_INT_DIGITS", 64)
+        # Failed logins one account may have (from any address) before each further attempt waits a backoff.
+        self.LOGIN_FAILURES_BEFORE_BACKOFF = _int("LOGIN_FAILURES_BEFORE_BACKOFF", 5)
+        # Seconds of the first backoff; each further failure doubles it, up to LOGIN_BACKOFF_MAX_SECONDS.
+        self.LOGIN_BACKOFF_BASE_SECONDS = _int("LOGIN_BACKOFF_BASE_SECONDS", 2)
+        # The longest an account's logins wait after repeated failures.
+        self.LOGIN_BACKOFF_MAX_SECONDS = _int("LOGIN_BACKOFF_MAX_SECONDS", 900)
+        # An account's failure count is forgotten this many seconds after its last failure.
+        self.LOGIN_FAILURE_WINDOW_SECONDS = _int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
         # Production serves /metrics only to `Authorization: Bearer <METRICS_TOKEN>`; unset there: /metrics is a 404.
         self.METRICS_TOKEN = _env("METRICS_TOKEN")
 

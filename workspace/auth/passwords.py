@@ -1,10 +1,16 @@
-"""Password hashing with Argon2id (argon2-cffi), parameters from the configuration."""
+"""Password hashing with Argon2id (argon2-cffi), parameters from the configuration.
+
+Hashing and checking run in an OS thread (`offload.in_thread`): Argon2 with 64 MiB takes a few hundred ms of CPU,
+which on the green hub would stall every request and socket of the process.
+"""
 
 from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+
+from ..offload import in_thread
 
 
 def _hasher() -> PasswordHasher:
@@ -18,20 +24,26 @@ def _hasher() -> PasswordHasher:
     return hasher
 
 
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash with the configured parameters to check unknown emails against: computed once per app, so an unknown
+    email costs one verification, exactly as a wrong password does (not a hash plus a verification)."""
+    dummy = current_app.extensions.get("dummy_password_hash")
+    if dummy is None:
+        dummy = current_app.extensions["dummy_password_hash"] = in_thread(hasher.hash, "not-a-password")
+    return dummy
+
+
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    return in_thread(_hasher().hash, password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when `password` matches; with no hash (unknown user) it still spends the time of one check."""
     hasher = _hasher()
-    if password_hash is None:
-        # Equal work for unknown emails, so response time does not reveal which emails exist.
-        password_hash = current_app.extensions.setdefault("dummy_password_hash", hasher.hash("not-a-password"))
-        candidate_matches = False
-    else:
-        candidate_matches = True
+    known = password_hash is not None
     try:
-        return hasher.verify(password_hash, password) and candidate_matches
+        matches = in_thread(hasher.verify, password_hash if known else _dummy_hash(hasher), password)
     except (VerificationError, InvalidHashError):
         return False
+    return matches and known
+

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import Conflict, Unauthorized
 from ..extensions import db
 from ..models import User
+from . import throttle
 from .passwords import hash_password, verify_password
 
 BAD_CREDENTIALS = "Email or password is incorrect."
@@ -35,8 +36,13 @@ def signup(email: str, password: str, name: str | None = None) -> User:
 
 
 def authenticate(email: str, password: str) -> User:
-    """The user these credentials belong to; one message for unknown email and wrong password alike."""
+    """The user these credentials belong to; one message for unknown email and wrong password alike, and the same
+    work (one Argon2 verification). An account in backoff after repeated failures is refused before any of it."""
+    email = normalise_email(email)
+    throttle.check(email)
     user = find_user_by_email(email)
     if not verify_password(user.password_hash if user else None, password) or user is None:
+        throttle.failed(email)
         raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
+    throttle.succeeded(email)
     return user
