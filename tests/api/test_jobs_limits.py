@@ -159,3 +159,14 @@ def test_an_artifact_is_served_only_for_a_succeeded_job(app, client, make_user, 
         db.session.commit()
     missing = client.get(f"/api/v1/jobs/{job_id}/artifact", headers=team.owner.headers)
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "artifact_not_found"
+
+
+def test_an_attempt_over_its_time_limit_fails_with_a_clean_message(app, client, make_user, monkeypatch):
+    """RQ's timeout interrupts the handler; the row says so in words, not with RQ's exception."""
+    monkeypatch.setitem(types.JOB_TYPES, "sleep", types.JobType("sleep", types.SleepPayload, types.run_sleep, 1))
+    team = make_team(app, make_user)
+    job_id = run(client, team.owner, team.project_id, "sleep", {"seconds": 5}).get_json()["job_id"]
+    work(app)
+    job = client.get(f"/api/v1/jobs/{job_id}", headers=team.owner.headers).get_json()
+    assert (job["status"], job["attempts"]) == ("retrying", 1)
+    assert job["error"] == "The attempt ran longer than its time limit (1 s)."
