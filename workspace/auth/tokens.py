@@ -141,40 +141,41 @@ def init_app(app: Flask) -> None:
     """Token lifetimes from the configuration and the contract's error body for every token failure."""
     app.config["JWT_ACCESS_TOKEN_EXPIRES"] = timedelta(minutes=app.config["ACCESS_TOKEN_MINUTES"])
     app.config["JWT_REFRESH_TOKEN_EXPIRES"] = timedelta(days=app.config["REFRESH_TOKEN_DAYS"])
+    # The token checks and error bodies, registered with the app's JWT manager when the app is built, not at import.
+    jwt.token_in_blocklist_loader(_in_blocklist)
+    jwt.revoked_token_loader(_revoked)
+    jwt.expired_token_loader(_expired)
+    jwt.invalid_token_loader(_invalid)
+    jwt.unauthorized_loader(_missing)
+    jwt.needs_fresh_token_loader(_needs_fresh)
+    jwt.user_lookup_error_loader(_user_lookup)
 
 
-@jwt.token_in_blocklist_loader
 def _in_blocklist(_header, payload) -> bool:
     return is_revoked(payload)
 
 
-@jwt.revoked_token_loader
 def _revoked(_header, payload):
     if payload.get("type") == "refresh":
         revoke_family(payload)  # re-use of a spent refresh token: treat the family as stolen
     return error_response(401, "token_revoked", "Token has been revoked.")
 
 
-@jwt.expired_token_loader
 def _expired(_header, _payload):
     return error_response(401, "token_expired", "Token has expired.")
 
 
-@jwt.invalid_token_loader
 def _invalid(reason: str):
     return error_response(401, "invalid_token", f"Token is invalid: {reason}.")
 
 
-@jwt.unauthorized_loader
 def _missing(reason: str):
     return error_response(401, "unauthorized", f"Authentication required: {reason}.")
 
 
-@jwt.needs_fresh_token_loader
 def _needs_fresh(_header, _payload):
     return error_response(401, "fresh_token_required", "A fresh login is required.")
 
 
-@jwt.user_lookup_error_loader
 def _user_lookup(_header, _payload):
     return error_response(401, "invalid_token", "The account behind this token no longer exists.")

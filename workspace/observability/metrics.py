@@ -6,11 +6,11 @@ Two kinds, so that every number is right however many processes run:
 - Per process (prometheus-client objects, labelled `process`): what one web process serves — requests and their
   latency by route, auth attempts, project-list cache lookups, socket events received, its open sockets. Each web
   process is its own scrape target; sum across targets.
-- Shared, computed at scrape time by `SharedStateCollector` from the state every process shares — jobs by type and
-  status from the `jobs` table, queue depth from RQ's Redis keys, connected sockets (added by the realtime layer) — or
-  recorded into Redis by whichever process saw them (events emitted, job attempt durations): job workers are
-  processes nobody scrapes, and RQ's forking worker runs each job in a work horse whose in-memory counters die with
-  it. Every process reports the same global value; aggregate them with `max`, not `sum`.
+- Shared, computed at scrape time by `SharedStateCollector` from the state every process shares (jobs by type and
+  status from the `jobs` table and queue depth from RQ's Redis keys: `jobs/gauges.py`; connected sockets:
+  `realtime/gauges.py`), or recorded into Redis by whichever process saw them (events emitted, job attempt
+  durations): job workers are processes nobody scrapes, and RQ's forking worker runs each job in a work horse
+  whose in-memory counters die with it. Every process reports the same global value; aggregate them with `max`, not `sum`.
 
 Labels are bounded: routes are URL rules, never raw paths; event names and job types outside the known/valid set
 collapse to `other`.
@@ -22,7 +22,6 @@ import functools
 import hmac
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterable
 
@@ -40,15 +39,15 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.registry import Collector
 
 from .. import events
 from ..errors import NotFound, Unauthorized
 from ..extensions import db, redis_store
-from ..jobs.queue import rq_queue
-from ..models import Job
+from ..jobs import gauges as job_gauges
+from ..jobs.gauges import job_type_label
 from .logging import route_label
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,6 @@ SOCKET_EVENTS = frozenset({
 })
 AUTH_KINDS = frozenset({"signup", "login", "refresh", "logout", "socket"})
 JOB_OUTCOMES = frozenset({"succeeded", "failed", "retrying"})
-_JOB_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 # --- per process -------------------------------------------------------------------------------------------------
 HTTP_REQUESTS = Counter("workspace_http_requests", "HTTP requests served, by route (URL rule), method and status.",
@@ -92,10 +90,6 @@ def process_name() -> str:
 
 def _bounded(value: str, allowed: Iterable[str]) -> str:
     return value if value in allowed else "other"
-
-
-def job_type_label(job_type: str) -> str:
-    return job_type if job_type and _JOB_TYPE.match(job_type) else "other"
 
 
 def auth_attempt(kind: str, ok: bool) -> None:
@@ -178,8 +172,8 @@ class SharedStateCollector(Collector):
     """
 
     def __init__(self) -> None:
-        self.sources = {"events": self._events, "job_durations": self._job_durations, "jobs": self._jobs,
-                        "queue": self._queue}
+        self.sources = {"events": self._events, "job_durations": self._job_durations, "jobs": job_gauges.jobs,
+                        "queue": job_gauges.queue}
 
     def add_source(self, name: str, producer: Callable[[], Iterable[Metric]]) -> None:
         self.sources[name] = producer
@@ -218,31 +212,6 @@ class SharedStateCollector(Collector):
                 cumulative += parts.get(f"b{i}", 0.0)
                 buckets.append(("+Inf" if bound == math.inf else str(bound), cumulative))
             family.add_metric([job_type, outcome], buckets, parts.get("sum", 0.0))
-        yield family
-
-    def _jobs(self):
-        family = GaugeMetricFamily("workspace_jobs", "Jobs in the database by type and status (global).",
-                                   labels=["type", "status"])
-        rows = db.session.execute(sa.select(Job.type, Job.status, sa.func.count()).group_by(Job.type, Job.status))
-        totals: dict[tuple[str, str], int] = {}
-        for job_type, status, count in rows:
-            key = (job_type_label(job_type), str(getattr(status, "value", status)))
-            totals[key] = totals.get(key, 0) + count
-        for (job_type, status), count in sorted(totals.items()):
-            family.add_metric([job_type, status], count)
-        yield family
-
-    def _queue(self):
-        if not current_app.config.get("REDIS_URL"):
-            return  # embedded mode: jobs run inside the web process, there is no queue
-        queue = rq_queue()
-        family = GaugeMetricFamily("workspace_queue_jobs", "RQ jobs by state: queued (waiting for a worker), "
-                                   "started, scheduled (waiting for a retry's delay), deferred, failed (global).",
-                                   labels=["queue", "state"])
-        family.add_metric([queue.name, "queued"], queue.count)
-        for state, registry in (("started", queue.started_job_registry), ("scheduled", queue.scheduled_job_registry),
-                                ("deferred", queue.deferred_job_registry), ("failed", queue.failed_job_registry)):
-            family.add_metric([queue.name, state], registry.get_job_count(cleanup=False))
         yield family
 
 
