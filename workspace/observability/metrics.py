@@ -9,8 +9,9 @@ Two kinds, so that every number is right however many processes run:
 - Shared, computed at scrape time by `SharedStateCollector` from the state every process shares (jobs by type and
   status from the `jobs` table and queue depth from RQ's Redis keys: `jobs/gauges.py`; connected sockets:
   `realtime/gauges.py`), or recorded into Redis by whichever process saw them (events emitted, job attempt
-  durations): job workers are processes nobody scrapes, and RQ's forking worker runs each job in a work horse
-  whose in-memory counters die with it. Every process reports the same global value; aggregate them with `max`, not `sum`.
+  durations): job workers are processes nobody scrapes, and RQ's forking worker runs each job in a work
+  horse whose in-memory counters die with it. Every process reports the same global value; aggregate them with
+  `max`, not `sum`.
 
 Labels are bounded: routes are URL rules, never raw paths; event names and job types outside the known/valid set
 collapse to `other`.
