@@ -1,5 +1,6 @@
 """The database models; import them from here."""
 
+from . import sqlite  # noqa: F401 - foreign keys on for every SQLite connection
 from .document import Document, DocumentUpdate
 from .file import ProjectFile
 from .job import Job, JobArtifact, JobArtifactChunk, JobStatus

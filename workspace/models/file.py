@@ -13,7 +13,8 @@ from .types import UtcDateTime, utcnow
 
 class ProjectFile(db.Model):
     __tablename__ = "project_files"
-    __table_args__ = (sa.UniqueConstraint("project_id", "path", name="uq_project_files_project_path"),)
+    __table_args__ = (sa.UniqueConstraint("project_id", "path", name="uq_project_files_project_path"),
+                      {"sqlite_autoincrement": True})  # ids never reused (see models/sqlite.py)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     project_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("projects.id", ondelete="CASCADE"))

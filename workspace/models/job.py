@@ -34,6 +34,7 @@ class Job(db.Model):
         sa.UniqueConstraint("user_id", "idempotency_key", name="uq_jobs_user_idempotency_key"),
         sa.Index("ix_jobs_project_created", "project_id", "created_at"),
         sa.Index("ix_jobs_status_updated", "status", "updated_at"),
+        {"sqlite_autoincrement": True},  # ids never reused (see models/sqlite.py)
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

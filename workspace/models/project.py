@@ -22,6 +22,7 @@ class Role(StrEnum):
 
 class Project(db.Model):
     __tablename__ = "projects"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (see models/sqlite.py)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(200))

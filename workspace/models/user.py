@@ -13,6 +13,7 @@ from .types import UtcDateTime, utcnow
 
 class User(db.Model):
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (see models/sqlite.py)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     # Stored normalised (trimmed, lower-case); uniqueness is on the normalised form.

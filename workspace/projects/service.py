@@ -68,7 +68,8 @@ def update(project_id: int, user_id: int, changes: dict) -> dict:
 
 def delete(project_id: int, user_id: int) -> None:
     authorize(project_id, user_id, Action.MANAGE)
-    # Explicit child deletes (the embedded SQLite does not enforce ON DELETE CASCADE). The member list comes from
+    # Files and memberships explicitly, jobs and their artifacts by ON DELETE CASCADE (enforced on SQLite too: see
+    # models/sqlite.py). The member list comes from
     # the DELETE itself, so a member added concurrently just before cannot be missed by the subscribers.
     db.session.execute(sa.delete(ProjectFile).where(ProjectFile.project_id == project_id))
     members = list(db.session.scalars(sa.delete(Membership).where(Membership.project_id == project_id)
