@@ -167,6 +167,10 @@ class Config:
         self.LOGIN_BACKOFF_MAX_SECONDS = _int("LOGIN_BACKOFF_MAX_SECONDS", 900)
         # An account's failure count is forgotten this many seconds after its last failure.
         self.LOGIN_FAILURE_WINDOW_SECONDS = _int("LOGIN_FAILURE_WINDOW_SECONDS", 900)
+        # Files one project may hold (0: no limit); past it a new file is a 413 file_quota_exceeded.
+        self.MAX_FILES_PER_PROJECT = _int("MAX_FILES_PER_PROJECT", 1000)
+        # Bytes all files of one project may total (0: no limit); past it a growing write is a 413.
+        self.MAX_PROJECT_BYTES = _int("MAX_PROJECT_BYTES", 100 * 1024 * 1024)
         # Production serves /metrics only to `Authorization: Bearer <METRICS_TOKEN>`; unset there: /metrics is a 404.
         self.METRICS_TOKEN = _env("METRICS_TOKEN")
 

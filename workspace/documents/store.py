@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import events
 from ..errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from ..extensions import db
+from ..files import quota
 from ..files.paths import validate_path
 from ..models import Document, DocumentUpdate, ProjectFile, utcnow
 from ..policy import Action, authorize
@@ -287,6 +288,7 @@ def _materialize(project_id: int, path: str, text: str, user_id: int) -> tuple[i
                               details={"size": size, "max_bytes": limit})
     if "\x00" in text:
         raise ValidationFailed("File content must not contain NUL characters.", code="invalid_content")
+    quota.check_write(project_id, path, size)
     values = {"content": text, "size": size, "updated_by": user_id, "updated_at": utcnow()}
     version = db.session.scalar(sa.update(ProjectFile)
                                 .where(ProjectFile.project_id == project_id, ProjectFile.path == path)
