@@ -1,14 +1,16 @@
 """Socket.IO fan-out and capacity benchmark: ours (gunicorn + eventlet or gevent, one or two processes with the
-Redis queue) side by side with a minimal Node socket.io server, driven by the same Node load generator.
+Redis queue) beside (b) a minimal Flask-SocketIO relay on the same Redis queue under the same worker class
+(bench/relay_app.py) and (c) a minimal Node socket.io server, all driven by the same Node load generator.
 
-    python bench/realtime.py                 (or: make bench-realtime; FINAL runs: under flock, see README)
+    python bench/realtime.py                 (or: make bench-realtime, which holds /tmp/workspace-bench.lock)
     python bench/realtime.py --quick         (N=100 only, fewer events: a smoke run)
 
-Fan-out: one room of N receivers (100, 500) + one sender; COUNT small CURSOR_UPDATEs (throttle raised for the run),
-then separately FILE_CHANGEs (persisted by ours, only relayed by Node); delivered messages/s, p50/p99 latency
-(js/bench/fanout.js; clients offer permessage-deflate as browsers do). Capacity: K idle clients on one eventlet process
-(js/bench/idle.js) and the worker's RSS growth per connection. Everything is bounded (timeouts on every run), binds
-127.0.0.1 only, raises the fd limit for itself and its children, and drops its schema and Redis keys at the end.
+Fan-out: one room of N receivers (100, 500) + one sender keeping 32 acked events in flight; COUNT small
+CURSOR_UPDATEs (throttle raised for the run), then separately FILE_CHANGEs (persisted by ours, only relayed by
+Node); delivered messages/s, p50/p99 latency (js/bench/fanout.js; clients offer permessage-deflate as browsers do).
+Capacity: K idle clients (default 10,000) on one process per worker class (js/bench/idle.js) and the worker's RSS
+growth per connection. Everything is bounded (timeouts on every run), binds 127.0.0.1 only, raises the fd limit
+for itself and its children, and drops its schema and Redis keys at the end. Figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ def relay(env: dict, mode: str):
     proc = start([str(BIN / "gunicorn"), "-c", "/dev/null", "-k", mode, "-w", "1", "--worker-connections", "20000",
                   "--backlog", "2048",
                   "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT / "bench"), "relay_app:app"],
-                 {**env, "BENCH_REDIS_URL": REDIS_URL, "BENCH_CHANNEL": env["REDIS_KEY_PREFIX"] + "relay"},
+                 {**env, "BENCH_REDIS_URL": REDIS_URL, "BENCH_CHANNEL": env["REDIS_KEY_PREFIX"] + "relay",
+                  "BENCH_ASYNC_MODE": mode},
                  f"relay-{mode}")
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/socket.io/?EIO=4&transport=polling", proc=proc)

@@ -3,7 +3,8 @@ under the same gunicorn worker class as the product (`gunicorn -k eventlet|geven
 bench/realtime.py). It does what a Flask-SocketIO tutorial does: join a room, emit CURSOR_UPDATE to the room but
 the sender with a per-process seq, ack the sender. No auth, no persistence. Like the product, it refuses
 permessage-deflate (PITFALLS: websocket compression), so the comparison measures the framework, not zlib.
-Environment: BENCH_REDIS_URL, BENCH_CHANNEL.
+Environment: BENCH_REDIS_URL, BENCH_CHANNEL, BENCH_ASYNC_MODE (eventlet or gevent: left to auto-detect,
+Flask-SocketIO would pick eventlet, installed, under the gevent worker).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask_socketio import SocketIO, emit, join_room
 
 app = Flask(__name__)
 socketio = SocketIO(app, message_queue=os.environ["BENCH_REDIS_URL"], channel=os.environ["BENCH_CHANNEL"],
+                    async_mode=os.environ["BENCH_ASYNC_MODE"],
                     cors_allowed_origins="*")
 _seq = itertools.count(1)
 

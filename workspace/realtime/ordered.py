@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from typing import Any
 
 from flask import current_app
@@ -66,6 +67,9 @@ if ARGV[5] ~= '' then
 end
 return seq
 """
+
+
+_scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class OrderedRedisManager(RedisManager):
@@ -125,7 +129,10 @@ def emit(project_id: int, event: str, payload: dict[str, Any], room: str, skip_s
 def _run(keys: list[str], *, message_json: str, event: str, keep: bool, summary_json: str, history_len: int,
          history_ms: int, activity_len: int, at: str, counter_field: str, channel: str = "", head: str = "",
          tail: str = "") -> int:
-    script = redis_store.client.register_script(_SCRIPT)  # EVALSHA, loading the script when Redis lacks it
+    client = redis_store.client
+    script = _scripts.get(client)
+    if script is None:  # EVALSHA, loading the script when Redis lacks it; hashed once per client
+        script = _scripts[client] = client.register_script(_SCRIPT)
     args = [message_json, json.dumps(SEQ_PLACEHOLDER), head, tail, channel, event, "1" if keep else "0",
             history_len, history_ms, summary_json, activity_len, at, counter_field]
     return int(script(keys=keys, args=args))

@@ -73,7 +73,10 @@ class Runtime:
         conn = self.connections.get(sid)
         if conn is None or project_id not in conn.projects:
             return False
-        return broadcast.project_room(project_id) in (self.server.rooms(sid) or [])
+        # `server.rooms(sid)` walks every room of the namespace (each socket has one of its own): O(sockets) on the
+        # hottest event. The manager's `rooms` map answers the one question asked in O(1).
+        members = self.server.manager.rooms.get("/", {}).get(broadcast.project_room(project_id))
+        return members is not None and sid in members
 
     def leave_project(self, sid: str, project_id: int) -> None:
         """Socket `sid` leaves the room and its presence; USER_LEAVE when it was the user's last socket there."""
