@@ -126,7 +126,11 @@ def test_clients_behind_one_address_spread_over_both_processes(stack, team, clie
     assert wait_until(lambda: placement(webs) == [2, 2], what="two clients per process")
 
 
-def test_host_keeps_its_port_and_metrics_are_not_public(stack):
+def access_lines(proc) -> list[dict]:
+    return [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+
+
+def test_host_keeps_its_port_and_metrics_are_not_public(stack, processes):
     proxy, webs = stack
     port = proxy.rsplit(":", 1)[1]
     # A routing redirect is built from the Host the app saw: it must be the address the client used, port included.
@@ -137,10 +141,22 @@ def test_host_keeps_its_port_and_metrics_are_not_public(stack):
     assert requests.get(f"{proxy}/metrics", timeout=10).status_code == 404
     # With credentials the request reaches the app, whose token check decides (the testing app serves openly).
     assert requests.get(f"{proxy}/metrics", headers={"Authorization": "Bearer x"}, timeout=10).status_code == 200
-    # The proxy's request id reaches the app and comes back; a caller's own is kept.
-    assert requests.get(f"{proxy}/healthz", timeout=10).headers.get("X-Request-ID")
+    # The proxy's request id reaches the app and comes back; a caller's sane one is kept, a malformed one replaced.
+    generated = requests.get(f"{proxy}/healthz?probe=1", timeout=10).headers["X-Request-ID"]
     assert requests.get(f"{proxy}/healthz", headers={"X-Request-ID": "abc-123"},
                         timeout=10).headers["X-Request-ID"] == "abc-123"
+    replaced = requests.get(f"{proxy}/healthz", headers={"X-Request-ID": 'x"]\\'}, timeout=10).headers["X-Request-ID"]
+    assert replaced != 'x"]\\'
+    # The proxy logs one JSON line per request with the same id: a request can be followed from proxy to app.
+    proxy_proc = next(proc for proc in processes if proc.name == "haproxy")
+    wanted = {generated, "abc-123", replaced}
+
+    def logged():
+        lines = [line for line in access_lines(proxy_proc) if line["request_id"] in wanted]
+        return lines if len(lines) == 3 else None
+
+    lines = wait_until(logged, what="the proxy's access lines")
+    assert {(line["path"], line["status"], line["logger"]) for line in lines} == {("/healthz", 200, "haproxy")}
 
     # Booting logged no WARNING (eventlet's known deprecation notice is INFO): warnings stay worth reading.
     for proc, _ in webs:
