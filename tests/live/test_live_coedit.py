@@ -182,6 +182,12 @@ def test_outsiders_and_bad_tokens_cannot_connect_and_removed_members_are_disconn
     assert removed.status_code == 204
     assert collab.wait_error("forbidden")
     collab.inbox.wait(lambda i: i["type"] == "disconnect", what="removed member disconnected")
+    # The token rules of the default namespace hold here too: a logout ends the document sockets using the token.
+    viewer = editor(editors, web2, team, team.viewer, "viewer@web2")
+    viewer.wait_synced()
+    logout = requests.post(web1 + "/api/v1/auth/logout", json={}, headers=team.viewer.headers, timeout=10)
+    assert logout.status_code == 204
+    viewer.inbox.wait(lambda i: i["type"] == "disconnect", what="logged-out viewer disconnected")
 
 
 def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team, editors):
