@@ -1,0 +1,141 @@
+"""Co-editing benchmark: keystroke-to-remote latency with 2 and 50 editors in one document, ours (one gunicorn +
+eventlet process, PostgreSQL + Redis) against the npm y-socket.io Node server (js/bench/ysocketio_server.mjs) on this
+machine, driven by the same Node load generator (js/bench/coedit_load.mjs: npm `yjs` + `y-socket.io` clients);
+then the load time of a document with 100,000 stored updates, before and after compaction.
+
+    python bench/coedit.py            (or: make bench-coedit, which holds /tmp/workspace-bench.lock)
+    python bench/coedit.py --quick    (fewer keystrokes, 20,000 stored updates: a smoke run)
+
+Latency is measured from the local insert on one editor to the update applied in every other editor's Y.Doc (one
+sample per keystroke and receiver); the editors type in turn, one keystroke every --interval ms in total, each
+keystroke also moving the caret in awareness as CodeMirror does. Everything binds 127.0.0.1, every run is bounded,
+and the schema and Redis keys are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+# The sandbox set-up (schema, migrated app, owner + collaborator tokens) is the realtime benchmark's; imported
+# before `tests/` joins sys.path (it has a `realtime` package of its own).
+from realtime import prepare, raise_fd_limit, schema_url
+from sandbox import drop_sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from processes import free_port, start_web  # noqa: E402
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PATH = "bench/notes.md"
+
+
+def reference_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(["node", str(ROOT / "js" / "bench" / "ysocketio_server.mjs"), str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # {"listening": port}
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def load(url: str, room: str, tokens: list[str], editors: int, keystrokes: int, interval_ms: int) -> dict:
+    timeout_s = 60 + keystrokes * interval_ms // 1000
+    config = {"url": url, "room": room, "tokens": tokens, "editors": editors, "keystrokes": keystrokes,
+              "intervalMs": interval_ms, "timeoutMs": timeout_s * 1000}
+    done = subprocess.run(["node", str(ROOT / "js" / "bench" / "coedit_load.mjs"), json.dumps(config)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout_s + 30)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"error": (done.stderr or done.stdout)[-500:]}
+
+
+def create_file(base: str, token: str, project_id: int, path: str) -> None:
+    response = requests.put(f"{base}/api/v1/projects/{project_id}/files/{path}", json={"content": ""},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    response.raise_for_status()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="100 keystrokes per run, 20,000 stored updates")
+    parser.add_argument("--editors", default="2,50", help="editors per document, comma-separated")
+    parser.add_argument("--keystrokes", type=int, default=None, help="measured keystrokes per run (default 500)")
+    parser.add_argument("--interval", type=int, default=20, help="ms between two keystrokes (all editors together)")
+    parser.add_argument("--updates", type=int, default=None, help="stored updates for the load run (default 100000)")
+    parser.add_argument("--skip", default="", help="comma-separated: latency,load")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.editors.split(",")]
+    keystrokes = args.keystrokes or (100 if args.quick else 500)
+    stored = args.updates or (20_000 if args.quick else 100_000)
+    skip = set(filter(None, args.skip.split(",")))
+    raise_fd_limit()
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    engine = sa.create_engine(os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+                              isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    env = {**os.environ, "APP_ENV": "testing", "DATABASE_URL": schema_url(schema), "REDIS_URL": REDIS_URL,
+           "REDIS_KEY_PREFIX": prefix, "SOCKETIO_CHANNEL": prefix + "socketio", "RQ_QUEUE": prefix + "jobs",
+           "SECRET_KEY": "bench-secret-" + prefix, "JWT_SECRET_KEY": "bench-jwt-secret-" + prefix,
+           "RATELIMIT_ENABLED": "false", "SOCKET_EVENT_RATE_PER_SECOND": "1000000", "ACCESS_TOKEN_MINUTES": "600",
+           "LOG_LEVEL": "warning", "SHUTDOWN_DRAIN_SECONDS": "1"}
+    rows = []
+    loads = None
+    try:
+        setup = prepare(schema_url(schema), env)
+        tokens = [setup["sender"], setup["receiver"]]
+        if "latency" not in skip:
+            for n in sizes:
+                node, node_url = reference_server()
+                try:
+                    ref = load(node_url, f"{setup['project_id']}/ref-{n}.md", tokens, n, keystrokes, args.interval)
+                finally:
+                    node.terminate()
+                    node.wait(10)
+                print(json.dumps({"server": "y-socket.io (Node)", **ref}), flush=True)
+                web, base = start_web(env)
+                try:
+                    path = f"{PATH.rsplit('.', 1)[0]}-{n}.md"
+                    create_file(base, setup["sender"], setup["project_id"], path)
+                    ours = load(base, f"{setup['project_id']}/{path}", tokens, n, keystrokes, args.interval)
+                finally:
+                    web.stop()
+                print(json.dumps({"server": "ours", **ours}), flush=True)
+                rows.append((n, ref, ours))
+        if "load" not in skip:
+            loads = load_times(env, setup, stored)
+    finally:
+        drop_sandbox(engine, schema, REDIS_URL, prefix)
+
+    print(f"\n{keystrokes} measured keystrokes per run, one every {args.interval} ms; "
+          f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("| editors | server | p50 ms | p99 ms | max ms | samples | converged | p99 ours / Node |")
+    print("|---|---|---|---|---|---|---|---|")
+    for n, ref, ours in rows:
+        ratio = (round(ours["p99_ms"] / ref["p99_ms"], 2) if ours.get("p99_ms") and ref.get("p99_ms") else None)
+        for name, r, shown in (("y-socket.io (Node)", ref, ""), ("ours (gunicorn + eventlet)", ours, ratio)):
+            print(f"| {n} | {name} | {r.get('p50_ms', r.get('error'))} | {r.get('p99_ms')} | {r.get('max_ms')} | "
+                  f"{r.get('samples')}/{r.get('expected')} | {r.get('converged')} | {shown} |")
+    if loads:
+        print(f"\nload of a document with {stored} stored updates: {json.dumps(loads)}")
+
+
+def load_times(env: dict, setup: dict, stored: int) -> dict:
+    """Time a fresh editor's sync of a document with `stored` updates on a freshly started process, before and
+    after compaction. Filled in once the server's document store and compaction exist (see docs/benchmarks.md)."""
+    return {"error": "not measured", "stored": stored, "time": time.strftime("%H:%M:%S")}
+
+
+if __name__ == "__main__":
+    main()
