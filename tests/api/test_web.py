@@ -4,6 +4,7 @@ vendored socket.io-client is the version package.json pins (so the page and the 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from pathlib import Path
 
@@ -65,8 +66,8 @@ def test_every_module_import_resolves_to_a_served_file(web):
     assert modules
     for module in modules:
         source = module.read_text()
-        for target in re.findall(r'^import .* from "(\./[^"]+)";$', source, re.M):
-            url = f"/app/static/js/{target[2:]}"
+        for target in re.findall(r'^import .* from "(\.\.?/[^"]+)";$', source, re.M):
+            url = posixpath.normpath(f"/app/static/js/{target}")
             assert web.get(url).status_code == 200, f"{module.name} imports {target}"
 
 

@@ -34,6 +34,7 @@ export const projects = {
   invite: (id, body) => call("POST", `/projects/${id}/collaborators`, { body }),
   files: (id) => call("GET", `/projects/${id}/files`),
   file: (id, path) => call("GET", `/projects/${id}/files/${enc(path)}`),
+  putFile: (id, path, body) => call("PUT", `/projects/${id}/files/${enc(path)}`, { body }),
   deleteFile: (id, path) => call("DELETE", `/projects/${id}/files/${enc(path)}`),
   jobs: (id) => call("GET", `/projects/${id}/jobs?page=1&per_page=5`),
 };

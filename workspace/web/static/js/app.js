@@ -6,7 +6,7 @@ import { bindNewFileForm, fetchProject, ProjectView } from "./project.js";
 import * as realtime from "./realtime.js";
 import * as session from "./session.js";
 
-const ROOM_EVENTS = ["USER_JOIN", "USER_LEAVE", "FILE_CHANGE", "CURSOR_UPDATE", "JOB_UPDATE"];
+const ROOM_EVENTS = ["USER_JOIN", "USER_LEAVE", "FILE_CHANGE", "JOB_UPDATE"];
 const STATE_TEXT = {
   offline: "Not signed in",
   connecting: "Connecting…",
@@ -173,7 +173,7 @@ $("#reconnect").addEventListener("click", () => realtime.reconnect());
 $("#notice-close").addEventListener("click", () => ($("#notice").hidden = true));
 
 window.addEventListener("beforeunload", (event) => {
-  // Unsaved edits (offline, or in a conflict): let the browser ask before they are lost.
+  // Edits typed while offline that have not reached the server yet: let the browser ask before they are lost.
   if (view && view.editor.dirty) event.preventDefault();
 });
 

@@ -1,5 +1,5 @@
-// One open project: joins its Socket.IO room, routes the room's events to the panels (presence, files, editor
-// with cursors, jobs, collaborators) and rejoins + resyncs after every reconnect.
+// One open project: joins its Socket.IO room, routes the room's events to the panels (presence, files, the
+// co-editing editor, jobs, collaborators) and rejoins + resyncs after every reconnect.
 
 import * as api from "./api.js";
 import { $, bindForm, noticeError, notice } from "./dom.js";
@@ -21,8 +21,7 @@ export class ProjectView {
     this.joining = null;
     const canEdit = CAN_EDIT.has(project.role);
     this.presence = new Presence(me);
-    this.editor = new Editor({ projectId: this.id, me, canEdit,
-      onSaved: (change) => this.files.changed({ ...change, user: me }) });
+    this.editor = new Editor({ projectId: this.id, me, canEdit });
     this.files = new Files(this.id, { canEdit, onOpen: (path) => this.openFile(path) });
     this.jobs = new Jobs(this.id, { canRun: canEdit });
     this.members = new Members(this.id, { isOwner: project.role === "owner" });
@@ -50,10 +49,10 @@ export class ProjectView {
     return this.joining;
   }
 
-  /** The connection dropped: who is online and where their carets are is unknown until we join again. */
+  /** The connection dropped: who is online is unknown until we join again (carets live in the document's own
+   * connection, which clears them itself when it drops). */
   offline() {
     this.presence.clear();
-    this.editor.cursors.clear();
   }
 
   async rejoin() {
@@ -71,13 +70,14 @@ export class ProjectView {
     }
   }
 
-  /** Create a file from the new-file form: an empty FILE_CHANGE (or open it when it exists already). */
+  /** Create a file from the new-file form: an empty REST PUT (or open it when it exists already). */
   async createFile(path) {
     path = path.trim().replace(/^\/+/, "");
     if (!path) return;
     if (!this.files.has(path)) {
-      const ack = await realtime.request("FILE_CHANGE", { project_id: this.id, path, content: "" });
-      this.files.changed({ path, version: ack.version, size: 0, user: this.me });
+      const created = await api.projects.putFile(this.id, path, { content: "" });
+      this.files.changed({ path: created.path, version: created.version, size: 0, user: this.me });
+      path = created.path;
     }
     await this.openFile(path);
   }
@@ -91,16 +91,12 @@ export class ProjectView {
         break;
       case "USER_LEAVE":
         this.presence.leave(payload.user);
-        this.editor.cursors.forget(payload.user && payload.user.id);
         break;
       case "FILE_CHANGE":
         this.files.changed({ ...payload, size: typeof payload.content === "string"
           ? new TextEncoder().encode(payload.content).length : undefined });
         this.editor.remoteChange(payload);
         if (payload.deleted && payload.path === this.files.openPath) this.files.setOpen(null);
-        break;
-      case "CURSOR_UPDATE":
-        this.editor.cursors.update(payload);
         break;
       case "JOB_UPDATE":
         this.jobs.update(payload);
@@ -133,7 +129,6 @@ export class ProjectView {
   close() {
     if (this.closed) return;
     this.closed = true;
-    if (this.editor.dirty && !this.editor.conflict) this.editor.save(); // sent before the leave below
     if (realtime.currentState().state === "connected") {
       realtime.request("leave", { project_id: this.id }).catch(() => {});
     }

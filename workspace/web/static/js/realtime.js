@@ -9,6 +9,7 @@ const ACK_TIMEOUT_MS = 10_000;
 const AUTH_REFUSALS = new Set(["token_missing", "token_expired", "token_revoked", "invalid_token",
   "wrong_token_type", "unauthorized"]);
 let socket = null;
+let refusals = null; // the Refusals of `socket`
 let state = "offline";
 let detail = "";
 const stateListeners = new Set();
@@ -53,13 +54,9 @@ export function connect() {
     reconnectionDelayMax: 5000,
   });
   for (const [event, fns] of handlers) for (const fn of fns) socket.on(event, fn);
-  let refreshedForRefusal = false;
-  let refusals = 0; // consecutive transient refusals, for the backoff of our own retries
-  let retryTimer = null;
+  refusals = new Refusals(socket, setState);
 
   socket.on("connect", () => {
-    refreshedForRefusal = false;
-    refusals = 0;
     setState("connected");
     for (const fn of connectListeners) fn();
   });
@@ -69,36 +66,64 @@ export function connect() {
     else setState("reconnecting", reason);
   });
   socket.io.on("reconnect_attempt", (n) => setState("reconnecting", `attempt ${n}`));
-  socket.on("connect_error", async (err) => {
+  const mine = refusals;
+  socket.on("connect_error", (err) => mine.handle(err));
+}
+
+/**
+ * What to do when a socket (the room connection here, or a co-editing document's) fails to connect:
+ * transport failures are retried by socket.io itself; a handshake the server refused is not, so an expired token
+ * is refreshed once and the connection retried, a refusal that is not about who we are (a process shutting down)
+ * is retried with backoff, and the rest end in "disconnected" with the reason. `setState(state, detail)` is told.
+ */
+export class Refusals {
+  constructor(socket, setState) {
+    this.socket = socket;
+    this.setState = setState;
+    this.stopped = false;
+    this.refreshed = false;
+    this.count = 0; // consecutive transient refusals, for the backoff of our own retries
+    this.timer = null;
+    socket.on("connect", () => {
+      this.refreshed = false;
+      this.count = 0;
+    });
+  }
+
+  async handle(err) {
+    const socket = this.socket;
+    if (this.stopped) return;
     if (socket.active) {
-      // A transport failure: the client retries by itself with backoff.
-      setState("reconnecting", err.message);
+      this.setState("reconnecting", err.message);
       return;
     }
-    // The server refused the handshake; socket.io-client does not retry those by itself.
     const code = err.data && err.data.code;
-    const current = socket;
-    if (code === "token_expired" && !refreshedForRefusal && session.current()) {
-      refreshedForRefusal = true;
+    if (code === "token_expired" && !this.refreshed && session.current()) {
+      this.refreshed = true;
       try {
         await session.refresh();
-        if (socket === current) socket.connect();
+        if (!this.stopped) socket.connect();
         return;
       } catch {
         // falls through to the refusal message
       }
     }
     if (code && !AUTH_REFUSALS.has(code)) {
-      // Not about who we are (a process shutting down, say): retry with backoff, as the client would on its own.
-      refusals += 1;
-      setState("reconnecting", err.message);
-      clearTimeout(retryTimer);
-      retryTimer = setTimeout(() => socket === current && !current.connected && current.connect(),
-        Math.min(5000, 250 * 2 ** refusals) * (0.75 + Math.random() / 2));
+      this.count += 1;
+      this.setState("reconnecting", err.message);
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => !this.stopped && !socket.connected && socket.connect(),
+        Math.min(5000, 250 * 2 ** this.count) * (0.75 + Math.random() / 2));
       return;
     }
-    setState("disconnected", `Connection refused: ${err.message}`);
-  });
+    this.setState("disconnected", `Connection refused: ${err.message}`);
+  }
+
+  /** The socket is being closed for good: no retry may reopen it. */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
 }
 
 export function reconnect() {
@@ -110,6 +135,7 @@ export function reconnect() {
 
 export function disconnect() {
   if (!socket) return;
+  refusals.stop();
   socket.disconnect();
   socket = null;
   setState("offline");
