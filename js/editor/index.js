@@ -65,7 +65,9 @@ export class CollabEditor {
     this.awareness = this.provider.awareness;
     this.awareness.setLocalStateField("user", user);
     this.socket = this.provider.socket;
-    this.provider.on("status", ({ status }) => this.onStatus(status));
+    // A server may send its sync-step-1 in its connect handler, so "synced" can come before "connected".
+    this.provider.on("status", ({ status }) => this.onStatus(
+      status === "connected" && this.provider.synced ? "synced" : status));
     // Edits made while offline stay in the document and go out with the next sync; until then they are unsent.
     this.unsent = false;
     this.doc.on("update", (_update, origin) => {
