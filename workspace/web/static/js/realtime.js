@@ -5,9 +5,11 @@ import { ApiError } from "./http.js";
 import * as session from "./session.js";
 
 const ACK_TIMEOUT_MS = 10_000;
-// Refusal codes (err.data.code of connect_error) that retrying with the same credentials cannot fix.
+// Refusal codes (err.data.code of connect_error) that retrying with the same credentials cannot fix (the last ones
+// are a document namespace's: no such project or no access, a path that cannot be a file).
 const AUTH_REFUSALS = new Set(["token_missing", "token_expired", "token_revoked", "invalid_token",
-  "wrong_token_type", "unauthorized"]);
+  "wrong_token_type", "unauthorized", "forbidden", "not_found", "project_not_found", "unknown_namespace",
+  "invalid_path"]);
 let socket = null;
 let refusals = null; // the Refusals of `socket`
 let state = "offline";
@@ -73,8 +75,8 @@ export function connect() {
 /**
  * What to do when a socket (the room connection here, or a co-editing document's) fails to connect:
  * transport failures are retried by socket.io itself; a handshake the server refused is not, so an expired token
- * is refreshed once and the connection retried, a refusal that is not about who we are (a process shutting down)
- * is retried with backoff, and the rest end in "disconnected" with the reason. `setState(state, detail)` is told.
+ * is refreshed once and the connection retried, a refusal that is not about who we are is retried with backoff,
+ * and the rest end in "disconnected" with the reason. `setState(state, detail)` is told.
  */
 export class Refusals {
   constructor(socket, setState) {
@@ -108,7 +110,9 @@ export class Refusals {
         // falls through to the refusal message
       }
     }
-    if (code && !AUTH_REFUSALS.has(code)) {
+    // Not about who we are (a process shutting down, storage briefly away; the contract gives every refusal about
+    // the token or access a code, so one without a code is transient too): retry with backoff.
+    if (!AUTH_REFUSALS.has(code)) {
       this.count += 1;
       this.setState("reconnecting", err.message);
       clearTimeout(this.timer);
