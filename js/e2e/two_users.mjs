@@ -152,6 +152,10 @@ async function main() {
     for (const { page } of [alice, bob]) {
       await page.locator("#connection[data-state=connected]").waitFor({ timeout: 15_000 });
     }
+    // The document's own connection retries on its own backoff (up to 5 s apart): wait until both are live again.
+    for (const { page } of [alice, bob]) {
+      await page.locator("#sync-state", { hasText: /^Live$/ }).waitFor({ timeout: 20_000 });
+    }
     await waitForText(bob.page, together + offlineLine);
     await online(alice.page).getByText("Bob").waitFor();
     await online(bob.page).getByText("Alice").waitFor();
