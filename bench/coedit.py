@@ -89,7 +89,9 @@ def main() -> None:
            "REDIS_KEY_PREFIX": prefix, "SOCKETIO_CHANNEL": prefix + "socketio", "RQ_QUEUE": prefix + "jobs",
            "SECRET_KEY": "bench-secret-" + prefix, "JWT_SECRET_KEY": "bench-jwt-secret-" + prefix,
            "RATELIMIT_ENABLED": "false", "SOCKET_EVENT_RATE_PER_SECOND": "1000000", "ACCESS_TOKEN_MINUTES": "600",
-           "LOG_LEVEL": "warning", "SHUTDOWN_DRAIN_SECONDS": "1"}
+           "LOG_LEVEL": "warning", "SHUTDOWN_DRAIN_SECONDS": "1",
+           # Every keystroke moves the caret (awareness), faster than a person; and no compaction but the measured one.
+           "COEDIT_AWARENESS_RATE_PER_SECOND": "1000000", "COEDIT_COMPACT_THRESHOLD": str(10**9)}
     rows = []
     loads = None
     try:
@@ -128,13 +130,95 @@ def main() -> None:
             print(f"| {n} | {name} | {r.get('p50_ms', r.get('error'))} | {r.get('p99_ms')} | {r.get('max_ms')} | "
                   f"{r.get('samples')}/{r.get('expected')} | {r.get('converged')} | {shown} |")
     if loads:
-        print(f"\nload of a document with {stored} stored updates: {json.dumps(loads)}")
+        before, after = loads.get("before", {}), loads.get("after", {})
+        print(f"\nload of a document with {stored} stored updates (fresh process, one editor's connect to synced, "
+              f"median of 3): before compaction {before.get('median_ms', before)} ms, after "
+              f"{after.get('median_ms', after)} ms; compaction took {loads.get('compaction_s')} s "
+              f"({json.dumps(loads.get('compaction'))})")
 
 
-def load_times(env: dict, setup: dict, stored: int) -> dict:
-    """Time a fresh editor's sync of a document with `stored` updates on a freshly started process, before and
-    after compaction. Filled in once the server's document store and compaction exist (see docs/benchmarks.md)."""
-    return {"error": "not measured", "stored": stored, "time": time.strftime("%H:%M:%S")}
+def load_times(env: dict, setup: dict, stored: int, runs: int = 3) -> dict:
+    """A document with `stored` updates (typing, one character per update, a deletion every 50th), written straight
+    into its table: the time a fresh editor takes to sync it from a freshly started process (nothing cached), the
+    median of `runs`, before and after the server's compaction (whose own time is reported too)."""
+    path = "bench/history.md"
+    web, base = start_web(env)
+    try:
+        create_file(base, setup["sender"], setup["project_id"], path)
+    finally:
+        web.stop()
+    app = bench_app(env)
+    started = time.monotonic()
+    document_id = store_history(app, setup["project_id"], path, stored)
+    result = {"stored_updates": stored, "write_s": round(time.monotonic() - started, 1)}
+    room = f"{setup['project_id']}/{path}"
+
+    def open_times() -> dict:
+        samples = []
+        for _ in range(runs):
+            web, base = start_web(env)
+            try:
+                opened = load(base, room, [setup["sender"]], 1, 0, 0)
+            finally:
+                web.stop()
+            if "sync_ms" not in opened:
+                return opened
+            samples.append(opened["sync_ms"])
+        return {"median_ms": sorted(samples)[len(samples) // 2], "samples_ms": samples, "length": opened["length"]}
+
+    result["before"] = open_times()
+    print(json.dumps({"load_before_compaction": result["before"]}), flush=True)
+    with app.app_context():
+        from workspace.documents.compaction import compact  # noqa: PLC0415 - the bench's in-process app only
+
+        started = time.monotonic()
+        result["compaction"] = compact(document_id)
+        result["compaction_s"] = round(time.monotonic() - started, 2)
+    result["after"] = open_times()
+    print(json.dumps({"load_after_compaction": result["after"]}), flush=True)
+    return result
+
+
+def bench_app(env: dict):
+    """The app in this process, on the benchmark's schema and Redis prefix, to write history and compact."""
+    from workspace import create_app  # noqa: PLC0415 - after prepare() set the environment it reads
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "REDIS_URL": REDIS_URL,
+                       "REDIS_KEY_PREFIX": env["REDIS_KEY_PREFIX"]})
+
+
+def store_history(app, project_id: int, path: str, count: int) -> int:
+    """`count` single-keystroke Yjs updates made with pycrdt, stored as the document's history; its id."""
+    from pycrdt import Doc, Text  # noqa: PLC0415 - the server's CRDT library, as the document store uses it
+
+    from workspace.extensions import db  # noqa: PLC0415
+    from workspace.models import Document, DocumentUpdate  # noqa: PLC0415
+
+    doc = Doc()
+    text = doc.get("content", type=Text)
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(event.update))
+    for i in range(count):
+        if i % 50 == 49:
+            del text[len(text) - 1]
+        else:
+            text.insert(len(text), "\n" if i % 60 == 59 else chr(97 + i % 26))
+    doc.unobserve(subscription)
+    with app.app_context():
+        document = db.session.scalars(sa.select(Document).where(Document.project_id == project_id,
+                                                                  Document.path == path)).one_or_none()
+        if document is None:
+            document = Document(project_id=project_id, path=path, snapshot_upto=0, update_count=0)
+            db.session.add(document)
+            db.session.flush()
+        for start in range(0, len(updates), 5000):
+            db.session.execute(sa.insert(DocumentUpdate), [{"document_id": document.id, "data": update}
+                                                           for update in updates[start:start + 5000]])
+        document.update_count += len(updates)
+        db.session.commit()
+        document_id = document.id
+        db.session.remove()
+    return document_id
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 // usage: node coedit_load.mjs '<json config>'   config: {url, room, tokens: [..] (cycled over the editors),
 //   editors, keystrokes, warmup, intervalMs, awareness (also move the caret in awareness per keystroke, as
 //   CodeMirror does), timeoutMs}. Prints one JSON line: {editors, keystrokes, samples, expected, p50_ms, p99_ms,
-//   max_ms, mean_ms, seconds} or {error}. Bounded: gives up after timeoutMs.
+//   max_ms, mean_ms, seconds, sync_ms} or {error}. With keystrokes 0 it only opens the document: {editors, sync_ms
+//   (from creating the providers to every editor synced), length}. Bounded: gives up after timeoutMs.
 
 import { performance } from "node:perf_hooks";
 import { SocketIOProvider } from "y-socket.io";
@@ -50,10 +51,13 @@ for (let i = 0; i < n; i++) {
   editors.push({ doc, provider, text: doc.getText("content") });
 }
 
+const opened = performance.now();
 await Promise.all(editors.map(({ provider }) => new Promise((resolve) => {
   if (provider.synced) resolve();
   else provider.on("sync", (synced) => synced && resolve());
 })));
+const syncMs = +(performance.now() - opened).toFixed(1);
+if (keystrokes === 0) finish({ editors: n, sync_ms: syncMs, length: editors[0].text.length });
 
 const started = performance.now();
 for (let k = 0; k < warmup + keystrokes; k++) {
@@ -79,7 +83,7 @@ finish({ editors: n, keystrokes, samples: latencies.length, expected: keystrokes
   converged: texts.size === 1, length: editors[0].text.length, p50_ms: pct(0.5), p99_ms: pct(0.99),
   max_ms: latencies.length ? +latencies.at(-1).toFixed(2) : null,
   mean_ms: latencies.length ? +(latencies.reduce((a, b) => a + b, 0) / latencies.length).toFixed(2) : null,
-  seconds: +typed.toFixed(2) });
+  seconds: +typed.toFixed(2), sync_ms: syncMs });
 
 function finish(result) {
   clearTimeout(guard);
