@@ -48,10 +48,11 @@ def reference_server() -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def load(url: str, room: str, tokens: list[str], editors: int, keystrokes: int, interval_ms: int) -> dict:
+def load(url: str, room: str, tokens: list[str], editors: int, keystrokes: int, interval_ms: int,
+         expect_length: int = 0) -> dict:
     timeout_s = 60 + keystrokes * interval_ms // 1000
     config = {"url": url, "room": room, "tokens": tokens, "editors": editors, "keystrokes": keystrokes,
-              "intervalMs": interval_ms, "timeoutMs": timeout_s * 1000}
+              "intervalMs": interval_ms, "timeoutMs": timeout_s * 1000, "expectLength": expect_length}
     done = subprocess.run(["node", str(ROOT / "js" / "bench" / "coedit_load.mjs"), json.dumps(config)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout_s + 30)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -149,7 +150,7 @@ def load_times(env: dict, setup: dict, stored: int, runs: int = 3) -> dict:
         web.stop()
     app = bench_app(env)
     started = time.monotonic()
-    document_id = store_history(app, setup["project_id"], path, stored)
+    document_id, length = store_history(app, setup["project_id"], path, stored)
     result = {"stored_updates": stored, "write_s": round(time.monotonic() - started, 1)}
     room = f"{setup['project_id']}/{path}"
 
@@ -158,7 +159,7 @@ def load_times(env: dict, setup: dict, stored: int, runs: int = 3) -> dict:
         for _ in range(runs):
             web, base = start_web(env)
             try:
-                opened = load(base, room, [setup["sender"]], 1, 0, 0)
+                opened = load(base, room, [setup["sender"]], 1, 0, 0, expect_length=length)
             finally:
                 web.stop()
             if "sync_ms" not in opened:
@@ -187,8 +188,9 @@ def bench_app(env: dict):
                        "REDIS_KEY_PREFIX": env["REDIS_KEY_PREFIX"]})
 
 
-def store_history(app, project_id: int, path: str, count: int) -> int:
-    """`count` single-keystroke Yjs updates made with pycrdt, stored as the document's history; its id."""
+def store_history(app, project_id: int, path: str, count: int) -> tuple[int, int]:
+    """`count` single-keystroke Yjs updates made with pycrdt, stored as the document's history; its id and the
+    length of its text."""
     from pycrdt import Doc, Text  # noqa: PLC0415 - the server's CRDT library, as the document store uses it
 
     from workspace.extensions import db  # noqa: PLC0415
@@ -204,6 +206,7 @@ def store_history(app, project_id: int, path: str, count: int) -> int:
         else:
             text.insert(len(text), "\n" if i % 60 == 59 else chr(97 + i % 26))
     doc.unobserve(subscription)
+    length = len(str(text))
     with app.app_context():
         document = db.session.scalars(sa.select(Document).where(Document.project_id == project_id,
                                                                   Document.path == path)).one_or_none()
@@ -218,7 +221,7 @@ def store_history(app, project_id: int, path: str, count: int) -> int:
         db.session.commit()
         document_id = document.id
         db.session.remove()
-    return document_id
+    return document_id, length
 
 
 if __name__ == "__main__":

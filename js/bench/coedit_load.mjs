@@ -6,7 +6,7 @@
 //
 // usage: node coedit_load.mjs '<json config>'   config: {url, room, tokens: [..] (cycled over the editors),
 //   editors, keystrokes, warmup, intervalMs, awareness (also move the caret in awareness per keystroke, as
-//   CodeMirror does), timeoutMs}. Prints one JSON line: {editors, keystrokes, samples, expected, p50_ms, p99_ms,
+//   CodeMirror does), timeoutMs, expectLength (the text length that counts as loaded)}. Prints one JSON line: {editors, keystrokes, samples, expected, p50_ms, p99_ms,
 //   max_ms, mean_ms, seconds, sync_ms} or {error}. With keystrokes 0 it only opens the document: {editors, sync_ms
 //   (from creating the providers to every editor synced), length}. Bounded: gives up after timeoutMs.
 
@@ -55,6 +55,14 @@ const opened = performance.now();
 await Promise.all(editors.map(({ provider }) => new Promise((resolve) => {
   if (provider.synced) resolve();
   else provider.on("sync", (synced) => synced && resolve());
+})));
+// "synced" means the server's state vector was answered; the document itself is the ack of our own sync-step-1,
+// which may come later: when the expected text length is known, wait for it too.
+const { expectLength = 0 } = config;
+await Promise.all(editors.map(({ doc, text }) => new Promise((resolve) => {
+  const check = () => text.length >= expectLength && (doc.off("update", check), resolve());
+  doc.on("update", check);
+  check();
 })));
 const syncMs = +(performance.now() - opened).toFixed(1);
 if (keystrokes === 0) finish({ editors: n, sync_ms: syncMs, length: editors[0].text.length });
