@@ -14,10 +14,12 @@ const STEP_TIMEOUT = 10_000;
 /** The co-editor's text area (CodeMirror's content element carries the label). */
 export const editor = (page) => page.getByLabel("File content");
 
-/** The document's text as this page shows it: CodeMirror's lines, without the remote carets' name widgets. */
+/** The document's text as this page shows it: CodeMirror's lines (in the editor's shadow root), without the remote
+ * carets' name widgets. (Playwright's locators pierce open shadow roots by themselves.) */
 export function editorText(page) {
   return page.evaluate(() => {
-    const content = document.querySelector("#editor .cm-content");
+    const host = document.querySelector("#editor");
+    const content = host && host.shadowRoot && host.shadowRoot.querySelector(".cm-content");
     if (!content) return null;
     return [...content.querySelectorAll(".cm-line")].map((line) => {
       const copy = line.cloneNode(true);
@@ -75,7 +77,15 @@ export class Run {
     page.setDefaultTimeout(STEP_TIMEOUT);
     page.on("pageerror", (err) => this.problems.push(`${name}: ${err.message}`));
     page.on("console", (msg) => {
-      if (msg.type() === "error") console.error(`[${name} console] ${msg.text()}`);
+      if (msg.type() !== "error") return;
+      console.error(`[${name} console] ${msg.text()}`);
+      // The page must work under its Content-Security-Policy: a blocked script or stylesheet is a failure. Style
+      // attributes (Chromium: "Applying inline style violates ...") are the exception: y-codemirror.next colours
+      // carets with them, and js/editor/ re-applies each through the CSSOM (the co-editing test checks the colours).
+      const text = msg.text();
+      if (text.includes("Content Security Policy") && !text.startsWith("Applying inline style")) {
+        this.problems.push(`${name}: ${text}`);
+      }
     });
     await page.goto("/app");
     return { name, context, page };

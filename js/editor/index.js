@@ -19,7 +19,8 @@ import * as Y from "yjs";
 export const TEXT_NAME = "content";
 
 const theme = EditorView.theme({
-  "&": { height: "100%", fontSize: "0.9rem" },
+  "&": { height: "100%", fontSize: "0.9rem", backgroundColor: "#fff" },
+  "&.cm-focused": { outline: "2px solid #9bb7e6" },
   ".cm-scroller": { fontFamily: "var(--mono, monospace)", lineHeight: "1.45" },
   // Room above the first line for the name tag of a caret there (the scroller would clip it).
   ".cm-content": { paddingTop: "1.1rem" },
@@ -82,8 +83,17 @@ export class CollabEditor {
     this.socket.on("yjs-error", (error) => this.onStatus("error", error));
 
     this.editable = new Compartment();
+    // The page's Content-Security-Policy allows no inline styles (style-src 'self'). CodeMirror (style-mod) puts
+    // its styles in a <style> tag when the editor is in a document, which that forbids; in a shadow root it adopts
+    // constructable stylesheets, which CSP does not govern. So the editor lives in a shadow root of `parent`.
+    const root = parent.shadowRoot || parent.attachShadow({ mode: "open" });
+    const host = document.createElement("div");
+    host.style.height = "100%";
+    root.replaceChildren(host);
+    this.styles = cssomStyles(root);
     this.view = new EditorView({
-      parent,
+      root,
+      parent: host,
       state: EditorState.create({
         doc: this.text.toString(),
         extensions: [
@@ -112,9 +122,11 @@ export class CollabEditor {
     this.view.dispatch({ effects: this.editable.reconfigure(editableExtensions(!readOnly)) });
   }
 
-  /** Connect again after the server refused the handshake (socket.io does not retry refusals by itself). */
+  /** Connect again after the server refused the handshake (socket.io does not retry refusals by itself). While
+   * socket.io is connected or still retrying (`active`), nothing: a second connect() would send the namespace a
+   * second CONNECT, which the server answers by refusing one of them. */
   reconnect() {
-    if (!this.socket.connected) this.socket.connect();
+    if (!this.socket.active) this.socket.connect();
   }
 
   focus() {
@@ -125,9 +137,34 @@ export class CollabEditor {
     // Tell the others our caret is gone while the socket is still open (servers need not drop it on disconnect).
     removeAwarenessStates(this.awareness, [this.doc.clientID], "closed");
     this.provider.destroy();
+    this.styles.disconnect();
     this.view.destroy();
     this.doc.destroy();
   }
+}
+
+/**
+ * The same CSP blocks style attributes set as markup (y-codemirror.next colours carets, name tags and selections
+ * with `style="..."` attributes); styles set through the CSSOM are allowed. This re-applies every blocked style
+ * attribute under `root` through `element.style`, as elements appear or change. Returns the MutationObserver.
+ */
+function cssomStyles(root) {
+  const apply = (el) => {
+    const css = el.getAttribute("style");
+    if (css && !el.style.cssText) el.style.cssText = css;
+  };
+  const observer = new MutationObserver((records) => {
+    for (const record of records) {
+      if (record.type === "attributes") apply(record.target);
+      for (const node of record.addedNodes) {
+        if (node.nodeType !== 1) continue;
+        apply(node);
+        for (const el of node.querySelectorAll("[style]")) apply(el);
+      }
+    }
+  });
+  observer.observe(root, { subtree: true, childList: true, attributes: true, attributeFilter: ["style"] });
+  return observer;
 }
 
 function editableExtensions(editable) {

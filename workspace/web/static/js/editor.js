@@ -116,7 +116,7 @@ export class Editor {
     }
   }
 
-  /** The room connection came back: the document's own connection resyncs by itself; nothing to do here. */
+  /** The room connection came back: the document's own connection resyncs by itself, unless it had given up. */
   resync() {
     if (this.session) this.session.reconnect();
   }

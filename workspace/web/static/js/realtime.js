@@ -116,7 +116,7 @@ export class Refusals {
       this.count += 1;
       this.setState("reconnecting", err.message);
       clearTimeout(this.timer);
-      this.timer = setTimeout(() => !this.stopped && !socket.connected && socket.connect(),
+      this.timer = setTimeout(() => !this.stopped && !socket.active && socket.connect(),
         Math.min(5000, 250 * 2 ** this.count) * (0.75 + Math.random() / 2));
       return;
     }
