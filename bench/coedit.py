@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import requests
@@ -28,24 +27,16 @@ import sqlalchemy as sa
 
 # The sandbox set-up (schema, migrated app, owner + collaborator tokens) is the realtime benchmark's; imported
 # before `tests/` joins sys.path (it has a `realtime` package of its own).
-from realtime import prepare, raise_fd_limit, schema_url
-from sandbox import drop_sandbox
+from realtime import node_reference, prepare, raise_fd_limit
+from sandbox import drop_sandbox, open_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from processes import free_port, start_web  # noqa: E402
+from processes import start_web  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PATH = "bench/notes.md"
-
-
-def reference_server() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(["node", str(ROOT / "js" / "bench" / "ysocketio_server.mjs"), str(port)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    proc.stdout.readline()  # {"listening": port}
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def load(url: str, room: str, tokens: list[str], editors: int, keystrokes: int, interval_ms: int,
@@ -80,27 +71,18 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     raise_fd_limit()
 
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    engine = sa.create_engine(os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-                              isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    env = {**os.environ, "APP_ENV": "testing", "DATABASE_URL": schema_url(schema), "REDIS_URL": REDIS_URL,
-           "REDIS_KEY_PREFIX": prefix, "SOCKETIO_CHANNEL": prefix + "socketio", "RQ_QUEUE": prefix + "jobs",
-           "SECRET_KEY": "bench-secret-" + prefix, "JWT_SECRET_KEY": "bench-jwt-secret-" + prefix,
-           "RATELIMIT_ENABLED": "false", "SOCKET_EVENT_RATE_PER_SECOND": "1000000", "ACCESS_TOKEN_MINUTES": "600",
-           "LOG_LEVEL": "warning", "SHUTDOWN_DRAIN_SECONDS": "1",
-           # Every keystroke moves the caret (awareness), faster than a person; and no compaction but the measured one.
-           "COEDIT_AWARENESS_RATE_PER_SECOND": "1000000", "COEDIT_COMPACT_THRESHOLD": str(10**9)}
+    # Every keystroke moves the caret (awareness), faster than a person; and no compaction but the measured one.
+    engine, schema, prefix, env = open_sandbox(
+        os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"), REDIS_URL,
+        COEDIT_AWARENESS_RATE_PER_SECOND="1000000", COEDIT_COMPACT_THRESHOLD=str(10**9))
     rows = []
     loads = None
     try:
-        setup = prepare(schema_url(schema), env)
+        setup = prepare(env["DATABASE_URL"], env)
         tokens = [setup["sender"], setup["receiver"]]
         if "latency" not in skip:
             for n in sizes:
-                node, node_url = reference_server()
+                node, node_url = node_reference("ysocketio_server.mjs")
                 try:
                     ref = load(node_url, f"{setup['project_id']}/ref-{n}.md", tokens, n, keystrokes, args.interval)
                 finally:

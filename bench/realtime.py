@@ -22,12 +22,10 @@ import resource
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import requests
-import sqlalchemy as sa
-from sandbox import drop_sandbox
+from sandbox import drop_sandbox, open_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -79,9 +77,10 @@ def prepare(url: str, env: dict[str, str]) -> dict:
     return result
 
 
-def node_reference() -> tuple[subprocess.Popen, str]:
+def node_reference(script: str = "node_reference_server.js") -> tuple[subprocess.Popen, str]:
+    """A Node peer server from js/bench/ on a free port, once it listens; the process and its URL."""
     port = free_port()
-    proc = subprocess.Popen(["node", str(ROOT / "js" / "bench" / "node_reference_server.js"), str(port)], cwd=ROOT,
+    proc = subprocess.Popen(["node", str(ROOT / "js" / "bench" / script), str(port)], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     proc.stdout.readline()  # {"listening": port}
     return proc, f"http://127.0.0.1:{port}"
@@ -184,16 +183,7 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     fd_limit = raise_fd_limit()
 
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    env = {**os.environ, "APP_ENV": "testing", "DATABASE_URL": schema_url(schema), "REDIS_URL": REDIS_URL,
-           "REDIS_KEY_PREFIX": prefix, "SOCKETIO_CHANNEL": prefix + "socketio", "RQ_QUEUE": prefix + "jobs",
-           "SECRET_KEY": "bench-secret-" + prefix, "JWT_SECRET_KEY": "bench-jwt-secret-" + prefix,
-           "RATELIMIT_ENABLED": "false", "CURSOR_RATE_PER_SECOND": "1000000", "SOCKET_EVENT_RATE_PER_SECOND": "1000000",
-           "ACCESS_TOKEN_MINUTES": "600", "LOG_LEVEL": "warning", "SHUTDOWN_DRAIN_SECONDS": "1"}
+    engine, schema, prefix, env = open_sandbox(PG_URL, REDIS_URL, CURSOR_RATE_PER_SECOND="1000000")
     rows = []
     try:
         setup = prepare(schema_url(schema), env)
