@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 import sqlalchemy as sa
-from coedit_live import YjsAgent
+from coedit_live import TcpGate, YjsAgent
 from jobs_support import WORKER
 from realtime_live import NodeClient, close_all, wait_until
 from teams import make_team, project_url
@@ -281,3 +281,25 @@ def test_embedded_mode_coedits_the_same(live_env, processes, editors, tmp_path):
     assert ann.wait_text("embedded works")
     stored = requests.get(web + project_url(project_id, "files", PATH), headers=auth, timeout=10).json()
     assert stored["content"] == "embedded works"
+
+
+def test_a_database_hiccup_is_reported_and_the_editor_resyncs_when_it_is_back(live_env, processes, team, editors):
+    gate = TcpGate(5432)
+    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1",
+           "DATABASE_URL": live_env["DATABASE_URL"].replace(":5432/", f":{gate.port}/")}
+    assert env["DATABASE_URL"] != live_env["DATABASE_URL"]
+    proc, web = start_web(env)
+    processes.append(proc)
+    writer = editor(editors, web, team, team.owner, "owner")
+    writer.wait_synced()
+    writer.type("stored. ")
+    wait_until(lambda: rest_file(web, team, team.owner).json().get("content") == "stored. ", what="first text")
+    gate.cut()
+    writer.type("typed during the outage.")
+    assert writer.wait_error("unavailable")["message"]
+    writer.inbox.wait(lambda i: i["type"] == "disconnect", what="transport closed for a resync")
+    gate.restore()
+    final = "stored. typed during the outage."
+    wait_until(lambda: (r := rest_file(web, team, team.owner)).status_code == 200 and r.json()["content"] == final,
+               timeout=30, what="the outage's typing stored after the database came back")
+    assert editor(editors, web, team, team.viewer, "reader").wait_text(final) == final
