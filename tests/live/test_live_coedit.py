@@ -39,13 +39,24 @@ def team(client, make_user):
 @pytest.fixture
 def webs(live_env, processes):
     """Two web processes, started side by side."""
-    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_FILE_CHANGE_INTERVAL": "0.2"}
+    env = web_env(live_env, COEDIT_FILE_CHANGE_INTERVAL="0.2")
     with ThreadPoolExecutor(2) as pool:
         started = [future.result() for future in [pool.submit(start_web, env) for _ in range(2)]]
     processes.extend(proc for proc, _ in started)
     yield started
     for proc, _ in started:
         proc.send_signal(signal.SIGTERM)
+
+
+def web_env(live_env, **overrides) -> dict[str, str]:
+    return {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", **overrides}
+
+
+def one_web(env, processes, port=None):
+    """A web process stopped with the test."""
+    proc, base = start_web(env, port=port)
+    processes.append(proc)
+    return proc, base
 
 
 def editor(editors, base, team, user, name, path=PATH) -> YjsAgent:
@@ -132,24 +143,20 @@ def test_rest_writes_reach_live_editors_through_updates(webs, team, editors):
 
 
 def test_text_survives_a_restart_of_every_web_process(live_env, processes, team, editors):
-    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1"}
-    proc, web = start_web(env)
-    processes.append(proc)
+    env = web_env(live_env)
+    proc, web = one_web(env, processes)
     writer = editor(editors, web, team, team.owner, "owner")
     writer.wait_synced()
     writer.type("durable text")
     wait_until(lambda: rest_file(web, team, team.owner).json().get("content") == "durable text", what="stored")
     proc.kill()  # a crash: nothing acknowledged may be lost
-    proc2, web2 = start_web(env)
-    processes.append(proc2)
+    _, web2 = one_web(env, processes)
     assert editor(editors, web2, team, team.viewer, "after-restart").wait_text("durable text") == "durable text"
 
 
 def test_bad_input_is_refused_and_the_connection_stays_usable(live_env, processes, team, editors):
-    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_MAX_UPDATE_BYTES": "2048",
-           "COEDIT_MAX_AWARENESS_BYTES": "512", "COEDIT_MAX_STRIKES": "4"}
-    proc, web = start_web(env)
-    processes.append(proc)
+    _, web = one_web(web_env(live_env, COEDIT_MAX_UPDATE_BYTES="2048", COEDIT_MAX_AWARENESS_BYTES="512",
+                             COEDIT_MAX_STRIKES="4"), processes)
     owner = editor(editors, web, team, team.owner, "owner")
     owner.wait_synced()
     owner.send("raw", event="sync-update", hex="ffffffff")
@@ -211,9 +218,8 @@ def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team
 
 def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(live_env, processes, team, editors,
                                                                                 app):
-    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_COMPACT_THRESHOLD": "20"}
-    proc, web = start_web(env)
-    processes.append(proc)
+    env = web_env(live_env, COEDIT_COMPACT_THRESHOLD="20")
+    _, web = one_web(env, processes)
     processes.append(start([*WORKER, "--name", f"coedit-{uuid.uuid4().hex[:8]}"], env, "compaction-worker"))
     writer = editor(editors, web, team, team.owner, "owner")
     writer.wait_synced()
@@ -231,10 +237,9 @@ def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(l
 
 
 def test_editors_resync_after_every_web_process_restarts(live_env, processes, team, editors):
-    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1"}
+    env = web_env(live_env)
     ports = [free_port(), free_port()]
-    webs = [start_web(env, port=port) for port in ports]
-    processes.extend(proc for proc, _ in webs)
+    webs = [one_web(env, processes, port) for port in ports]
     alice = editor(editors, webs[0][1], team, team.owner, "owner@web1")
     bob = editor(editors, webs[1][1], team, team.collaborator, "collab@web2")
     alice.wait_synced(), bob.wait_synced()
@@ -246,8 +251,7 @@ def test_editors_resync_after_every_web_process_restarts(live_env, processes, te
         proc.stop()
     alice.inbox.wait(lambda i: i["type"] == "disconnect", what="alice dropped")
     alice.type(" offline.")  # typed while no server runs: kept by the client, sent when it is back
-    restarted = [start_web(env, port=port) for port in ports]
-    processes.extend(proc for proc, _ in restarted)
+    restarted = [one_web(env, processes, port) for port in ports]
     assert bob.wait_text("before. offline.", timeout=30) == "before. offline."
     wait_until(lambda: rest_file(restarted[0][1], team, team.owner).json().get("content") == "before. offline.",
                what="the offline typing stored")
@@ -255,12 +259,10 @@ def test_editors_resync_after_every_web_process_restarts(live_env, processes, te
 
 def test_embedded_mode_coedits_the_same(live_env, processes, editors, tmp_path):
     """SQLite, no Redis, one process: the same protocol, storage and REST view."""
-    env = {**live_env, "REDIS_URL": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.db'}",
-           "SHUTDOWN_DRAIN_SECONDS": "1"}
+    env = web_env(live_env, REDIS_URL="", DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.db'}")
     subprocess.run([str(BIN / "flask"), "--app", "workspace:create_app", "db", "upgrade"], env=env, check=True,
                    cwd=ROOT, capture_output=True, timeout=120)
-    proc, web = start_web(env)
-    processes.append(proc)
+    _, web = one_web(env, processes)
     tokens = []
     for name in ("Ann", "Ben"):
         signup = requests.post(web + "/api/v1/auth/signup", timeout=10,
@@ -285,11 +287,9 @@ def test_embedded_mode_coedits_the_same(live_env, processes, editors, tmp_path):
 
 def test_a_database_hiccup_is_reported_and_the_editor_resyncs_when_it_is_back(live_env, processes, team, editors):
     gate = TcpGate(5432)
-    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1",
-           "DATABASE_URL": live_env["DATABASE_URL"].replace(":5432/", f":{gate.port}/")}
+    env = web_env(live_env, DATABASE_URL=live_env["DATABASE_URL"].replace(":5432/", f":{gate.port}/"))
     assert env["DATABASE_URL"] != live_env["DATABASE_URL"]
-    proc, web = start_web(env)
-    processes.append(proc)
+    _, web = one_web(env, processes)
     writer = editor(editors, web, team, team.owner, "owner")
     writer.wait_synced()
     writer.type("stored. ")
