@@ -3,14 +3,12 @@ in a node process, with waits on what it prints (never sleeps)."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import subprocess
 import threading
 
 from realtime_live import TIMEOUT, Inbox, NodeClient
 
-from processes import ROOT, free_port
+from processes import ROOT
 
 AGENT = ROOT / "js" / "clients" / "yjs_agent.js"
 
@@ -64,50 +62,3 @@ class YjsAgent(NodeClient):
 
     def errors(self) -> list[dict]:
         return [i["error"] for i in self.inbox.snapshot() if i["type"] == "yjs-error"]
-
-
-class TcpGate:
-    """A TCP forwarder between a web process and PostgreSQL that the test can cut (every connection dropped, new
-    ones refused) and restore: a database hiccup without touching the shared server."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.open_conns: list[socket.socket] = []
-        self.listener: socket.socket | None = None
-        self.lock = threading.Lock()
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        with self.lock:
-            self.listener.close()
-            for conn in self.open_conns:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                    conn.close()
-            self.open_conns.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            with self.lock:
-                self.open_conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_RDWR)

@@ -25,6 +25,10 @@ RENAMES = {"levelname": "level", "name": "logger"}
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 # SQLAlchemy logs every statement at INFO: only LOG_LEVEL=DEBUG shows them (their parameters stay hidden anyway).
 _SQL_LOGGER = "sqlalchemy.engine"
+# Libraries that log through loggers of their own (gunicorn's are made JSON by gunicorn.conf.py's logconfig_dict).
+LIBRARY_LOGGERS = ("engineio.server", "socketio.server", "engineio.client", "socketio.client", "werkzeug",
+                   "geventwebsocket.handler", "eventlet.wsgi.server", "rq.worker", "flask_limiter")
+_CHATTY_LOGGERS = ("engineio.server", "socketio.server")
 
 
 class JsonFormatter(_BaseJsonFormatter):
@@ -90,7 +94,22 @@ def configure_root(level: str | int = "INFO") -> logging.Handler:
         root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
     logging.getLogger(_SQL_LOGGER).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
+    route_library_loggers(root.level)
     return handler
+
+
+def route_library_loggers(level: int) -> None:
+    """Every library's log lines through the root's JSON handler: drop the plain-text handlers libraries attach to
+    their own loggers (python-engineio and python-socketio add a StreamHandler unless given a logger), and let the
+    records propagate. Their per-packet INFO lines (which would echo connect payloads) only with LOG_LEVEL=DEBUG."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if not getattr(handler, "workspace_json", False):
+                logger.removeHandler(handler)
+        logger.propagate = True
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if level <= logging.DEBUG else logging.WARNING)
 
 
 def _log_request(response: Response) -> Response:

@@ -9,6 +9,9 @@ with `SOCKETIO_MESSAGE_QUEUE=None` (Redis still holds presence).
 
 from __future__ import annotations
 
+import json
+import logging
+
 from flask import Flask
 
 from ..extensions import socketio
@@ -23,6 +26,7 @@ from . import (
     lifecycle,
     sessions,
     subscribers,
+    transport,
 )
 from .ordered import OrderedRedisManager
 from .runtime import Runtime
@@ -38,11 +42,15 @@ def init_app(app: Flask) -> None:
     # web process and the RQ worker alike (each builds its app through here).
     manager = OrderedRedisManager(queue, channel=app.config["SOCKETIO_CHANNEL"]) if queue else None
     app.extensions["realtime_queue"] = manager
-    origins = app.config["CORS_ORIGINS"]
     socketio.init_app(
         app,
         **({"client_manager": manager} if manager else {"message_queue": None}),
-        cors_allowed_origins="*" if origins == ["*"] else origins,
+        cors_allowed_origins=transport.allowed_origins(app),  # unset in production: same origin only
+        # Bounded attachments, JSON depth and integer size for every packet (realtime/transport.py).
+        serializer=transport.packet_class(app),
+        # Their own loggers, so the libraries add no plain-text handler: their lines go out as JSON.
+        logger=logging.getLogger("socketio.server"),
+        engineio_logger=logging.getLogger("engineio.server"),
         async_mode=app.config["ASYNC_MODE"],
         # A FILE_CHANGE a little over MAX_FILE_BYTES must reach the handler (and get its payload_too_large ack)
         # rather than have engine.io close the connection.
@@ -51,13 +59,19 @@ def init_app(app: Flask) -> None:
         # `coedit` accept those and refuse any other namespace.
         namespaces="*",
     )
+    if manager is not None:
+        # Queue messages come from our own processes: the client packets' bounded JSON (which the manager picks up
+        # from the packet class) is not needed for them.
+        manager.json = json
     dispatch.install(socketio.server, app.config["SOCKET_BACKLOG"])
     app.extensions["realtime"] = Runtime(app)
+    app.extensions["socket_handshakes"] = transport.HandshakeGuard(app)
     subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...
     sessions.init_app(app)  # tokens_revoked → SESSION_REVOKED and disconnect; token expiry of open sockets
     socketio.on_event("connect", connection.on_connect)
     socketio.on_event("disconnect", connection.on_disconnect)
     socketio.on_event("auth", metrics.counts_socket_event("auth", connection.on_auth))
+    socketio.on_event(transport.REFUSED_EVENT, transport.on_refused)
     for event, handler in handlers.EVENTS.items():
         socketio.on_event(event, metrics.counts_socket_event(event, connection.live_token_required(handler)))
     coedit.init_app(app)  # after the default namespace's handlers: its catch-all `*` handlers only serve documents
