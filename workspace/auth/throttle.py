@@ -68,6 +68,9 @@ def failed(email: str) -> None:
     if over >= 0:
         backoff = min(config["LOGIN_BACKOFF_BASE_SECONDS"] * 2 ** min(over, 20), config["LOGIN_BACKOFF_MAX_SECONDS"])
         redis_store.client.set(lock, "1", ex=max(int(backoff), 1))
+        # The account by its key's hash: operators can correlate repeated lockouts without logging the address.
+        log.warning("login backoff", extra={"account": lock.rsplit(":", 1)[-1], "failures": failures,
+                                            "backoff_seconds": int(backoff)})
 
 
 @_fail_open
