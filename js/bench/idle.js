@@ -14,13 +14,21 @@ function one() {
   return new Promise((resolve) => {
     const s = io(url, { auth: { token }, transports: ["websocket"], reconnection: false,
       perMessageDeflate: { threshold: 0 }, timeout: 30000 });
-    s.once("connect", () => { sockets.push(s); resolve(); });
-    s.once("connect_error", (e) => {
+    let settled = false;
+    const fail = (message) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
       failed++;
-      errors[e.message] = (errors[e.message] || 0) + 1;
+      errors[message] = (errors[message] || 0) + 1;
       s.close();
       resolve();
-    });
+    };
+    // A session the server closes before the Socket.IO CONNECT completes emits neither event: never wait forever.
+    const timer = setTimeout(() => fail("no answer in 40 s"), 40000);
+    s.once("connect", () => { if (settled) return; settled = true; clearTimeout(timer); sockets.push(s); resolve(); });
+    s.once("connect_error", (e) => fail(e.message));
+    s.io.once("close", (reason) => fail("closed before connect: " + reason));
   });
 }
 
