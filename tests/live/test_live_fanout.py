@@ -16,8 +16,8 @@ from processes import start, start_web
 pytestmark = pytest.mark.live
 
 
-def web(live_env, processes, **env):
-    proc, base = start_web({**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", **env})
+def web(live_env, processes, async_mode="eventlet", **env):
+    proc, base = start_web({**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", **env}, async_mode=async_mode)
     processes.append(proc)
     return base
 
@@ -35,8 +35,9 @@ def codes(acks):
     return {a["error"]["code"] for a in acks if not a["ok"]}
 
 
-def test_a_sockets_events_are_handled_in_the_order_it_sent_them(live_env, processes, clients, team):
-    base = web(live_env, processes, SOCKET_EVENT_RATE_PER_SECOND="100000", SOCKET_BACKLOG="100")
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_a_sockets_events_are_handled_in_the_order_it_sent_them(live_env, processes, clients, team, async_mode):
+    base = web(live_env, processes, async_mode, SOCKET_EVENT_RATE_PER_SECOND="100000", SOCKET_BACKLOG="100")
     writer, _ = joined(base, team.owner, team.project_id, clients, "writer")
     watcher, _ = joined(base, team.viewer, team.project_id, clients, "watcher")
     payloads = [{"project_id": team.project_id, "path": "order.txt", "content": str(n)} for n in range(40)]
