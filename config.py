@@ -148,16 +148,13 @@ class Config:
         self.SOCKET_MAX_ATTACHMENTS = _int("SOCKET_MAX_ATTACHMENTS", 4)
         # Most bytes the binary attachments of one Socket.IO packet may carry in total (default MAX_CONTENT_LENGTH).
         self.SOCKET_MAX_ATTACHMENT_BYTES = _int("SOCKET_MAX_ATTACHMENT_BYTES", self.MAX_CONTENT_LENGTH)
-        # Socket payloads nested deeper than this are refused with invalid_json.
-        self.SOCKET_MAX_JSON_DEPTH = _int("SOCKET_MAX_JSON_DEPTH", 64)
-        # Integers in socket payloads longer than this many digits are refused with validation_error.
-        self.SOCKET_MAX_INT_DIGITS = _int("SOCKET_MAX_INT_DIGITS", 64)
         # Testing only (APP_ENV=testing): named pause points the security tests use to force an interleaving.
         self.FAILPOINTS = frozenset(p.strip() for p in (_env("FAILPOINTS", "") or "").split(",") if p.strip())
 
-        # REST bodies nested deeper than this are a 400 invalid_json.
+        # REST bodies and socket payloads nested deeper than this are a 400 invalid_json (an error ack on sockets).
         self.JSON_MAX_DEPTH = _int("JSON_MAX_DEPTH", 64)
-        # Integers in REST bodies longer than this many digits (and numbers overflowing to infinity) are a 422.
+        # Integers in REST bodies and socket payloads longer than this many digits (and numbers overflowing to
+        # infinity) are a 422 number_too_large.
         self.JSON_MAX_INT_DIGITS = _int("JSON_MAX_INT_DIGITS", 64)
         # Failed logins one account may have (from any address) before each further attempt waits a backoff.
         self.LOGIN_FAILURES_BEFORE_BACKOFF = _int("LOGIN_FAILURES_BEFORE_BACKOFF", 5)

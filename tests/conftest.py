@@ -21,8 +21,8 @@ from workspace import create_app
 from workspace.extensions import db
 
 # Fixtures of the in-process socket tests (sio_app, sio_connect, sio_team...) for the tests/test_realtime_*.py files.
-# Fixtures of the live and security tiers' socket tests (clients, team).
-pytest_plugins = ["realtime_inprocess", "realtime_live"]
+# Fixtures of the live and security tiers' socket tests (clients, team; stop_webs_together).
+pytest_plugins = ["realtime_inprocess", "realtime_live", "socket_attacks"]
 
 os.environ["APP_ENV"] = "testing"
 TABLES = ["job_artifacts", "jobs", "project_files", "memberships", "projects", "users"]

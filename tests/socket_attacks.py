@@ -1,4 +1,5 @@
-"""Shared by the socket attack replays in tests/security/: live web processes, clients, and tokens of any lifetime.
+"""Shared by the socket attack replays in tests/security/ (a pytest plugin, see tests/conftest.py): live web
+processes, raw Engine.IO sessions, and tokens of any lifetime.
 
 Every process shares the test's database, Redis prefix and Socket.IO channel (`live_env`), and the signing keys of
 the in-process app (`make_app`), so tokens minted here work against them.
@@ -12,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 import requests
 from flask_jwt_extended import create_access_token
 
@@ -27,8 +29,10 @@ def webs(live_env: dict[str, str], processes: list, count: int = 2, **env: str) 
     return started
 
 
-def stop_all(processes: list) -> None:
+@pytest.fixture
+def stop_webs_together(processes):
     """SIGTERM every web process at once, then wait (stopping them one by one waits out each drain in turn)."""
+    yield
     for proc in processes:
         proc.send_signal(signal.SIGTERM)
     for proc in processes:

@@ -16,18 +16,13 @@ import pytest
 import redis
 import requests
 from realtime_live import NodeClient
-from socket_attacks import stop_all, webs
+from socket_attacks import webs
 from teams import project_url
 
 from services import REDIS_URL
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("stop_webs_together")]
 
-
-@pytest.fixture(autouse=True)
-def _stop_together(processes):
-    yield
-    stop_all(processes)
 
 
 @pytest.mark.parametrize("pause", ["join.after_authorize", "join.after_presence"])

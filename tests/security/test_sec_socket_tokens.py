@@ -10,17 +10,12 @@ from __future__ import annotations
 import pytest
 import requests
 from realtime_live import NodeClient, wait_until
-from socket_attacks import access_token, stop_all, webs
+from socket_attacks import access_token, webs
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("stop_webs_together")]
 
 REVOKED = "SESSION_REVOKED"
 
-
-@pytest.fixture(autouse=True)
-def _stop_together(processes):
-    yield
-    stop_all(processes)
 
 
 def connected(client):

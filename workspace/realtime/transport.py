@@ -7,10 +7,10 @@ may carry, and what a broken packet costs (one log line).
 - An Engine.IO session that has not completed a Socket.IO CONNECT within SOCKET_CONNECT_TIMEOUT_SECONDS is closed
   (`HandshakeGuard`), so sessions without a token cannot hold slots forever.
 - `packet_class` bounds every Socket.IO packet: at most SOCKET_MAX_ATTACHMENTS binary attachments and
-  SOCKET_MAX_ATTACHMENT_BYTES in total (beyond: the session is closed), JSON nested at most SOCKET_MAX_JSON_DEPTH
-  deep and integers of at most SOCKET_MAX_INT_DIGITS digits. An event whose JSON breaks those limits still reaches
-  the server as the event `REFUSED_EVENT`, so its ack says why (`invalid_json` for depth, `validation_error` for
-  numbers) instead of leaving the client's callback hanging.
+  SOCKET_MAX_ATTACHMENT_BYTES in total (beyond: the session is closed), and its JSON is read by `json_input.loads`
+  with the REST limits (JSON_MAX_DEPTH, JSON_MAX_INT_DIGITS). An event whose JSON breaks them still reaches the
+  server as the event `REFUSED_EVENT`, so its ack says why, with REST's codes (`invalid_json` for depth,
+  `number_too_large` for numbers), instead of leaving the client's callback hanging.
 - A packet that cannot be decoded is dropped and logged once per session, one line, no traceback.
 """
 
@@ -25,6 +25,8 @@ from typing import Any
 from flask import Flask
 from socketio import packet as sio_packet
 
+from .. import json_input
+from ..errors import ApiError, error_body
 from ..extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,8 @@ def allowed_origins(app: Flask) -> str | list[str] | Callable[[str, dict[str, An
 
 
 # --- packets ---------------------------------------------------------------------------------------------------------
-class PacketRefused(ValueError):
-    """A packet the server will not process; `code` and `message` say why (the contract's error shape)."""
+class TooManyAttachments(ValueError):
+    """Binary attachments over the count or size cap: the session is closed."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -83,53 +85,18 @@ class PacketRefused(ValueError):
         self.message = message
 
 
-class TooManyAttachments(PacketRefused):
-    """Binary attachments over the count or size cap: the session is closed."""
-
-
 class BoundedJSON:
-    """A `json` module for Socket.IO packets that refuses deep nesting and huge integers before they cost anything."""
+    """The `json` module of client packets: REST's limits on depth and numbers (`json_input.loads`)."""
 
-    def __init__(self, max_depth: int, max_digits: int) -> None:
+    def __init__(self, max_depth: int, max_int_digits: int) -> None:
         self.max_depth = max_depth
-        self.max_digits = max_digits
+        self.max_int_digits = max_int_digits
 
     def dumps(self, *args: Any, **kwargs: Any) -> str:
         return json.dumps(*args, **kwargs)
 
-    def _int(self, digits: str) -> int:
-        if len(digits.lstrip("-")) > self.max_digits:
-            raise PacketRefused("validation_error", f"Numbers may have at most {self.max_digits} digits.")
-        return int(digits)
-
-    def loads(self, text: str | bytes, **kwargs: Any) -> Any:
-        try:
-            value = json.loads(text, parse_int=self._int, **kwargs)
-        except RecursionError:
-            value = None
-            too_deep = True
-        else:
-            too_deep = _depth_exceeds(value, self.max_depth)
-        if too_deep:
-            raise PacketRefused("invalid_json", f"The payload is nested deeper than {self.max_depth} levels.")
-        return value
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Iteratively (a recursive walk is what a deep document attacks): is any container nested deeper than limit?"""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+    def loads(self, text: str | bytes, **_: Any) -> Any:
+        return json_input.loads(text, max_depth=self.max_depth, max_int_digits=self.max_int_digits)
 
 
 def packet_class(app: Flask) -> type[sio_packet.Packet]:
@@ -139,7 +106,7 @@ def packet_class(app: Flask) -> type[sio_packet.Packet]:
     max_bytes = config["SOCKET_MAX_ATTACHMENT_BYTES"]
 
     class BoundedPacket(sio_packet.Packet):
-        json = BoundedJSON(config["SOCKET_MAX_JSON_DEPTH"], config["SOCKET_MAX_INT_DIGITS"])
+        json = BoundedJSON(config["JSON_MAX_DEPTH"], config["JSON_MAX_INT_DIGITS"])
 
         def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
@@ -152,9 +119,9 @@ def packet_class(app: Flask) -> type[sio_packet.Packet]:
         def decode(self, encoded_packet):
             try:
                 count = super().decode(encoded_packet)
-            except PacketRefused as exc:
+            except ApiError as exc:
                 if self.packet_type != sio_packet.EVENT:
-                    raise
+                    raise ValueError(exc.message) from exc
                 # The event's own name and arguments are what was refused; its ack id (parsed before the JSON)
                 # still lets the server answer.
                 self.data = [REFUSED_EVENT, exc]
@@ -253,6 +220,6 @@ class HandshakeGuard:
 
 def on_refused(refusal: Any = None, *_: Any) -> dict[str, Any]:
     """The ack of an event whose payload the packet decoder refused (`REFUSED_EVENT`)."""
-    if isinstance(refusal, PacketRefused):
-        return {"ok": False, "error": {"code": refusal.code, "message": refusal.message}}
-    return {"ok": False, "error": {"code": "invalid_payload", "message": "Unknown event."}}
+    if isinstance(refusal, ApiError):
+        return {"ok": False, **refusal.to_dict()}
+    return {"ok": False, **error_body("invalid_payload", "Unknown event.")}
