@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 NODE_STAMP := js/node_modules/.installed
 export PORT ?= 8000
 
-.PHONY: run test check docs lint bench bench-rest bench-realtime bench-jobs bench-observability install install-dev clean migrate
+.PHONY: run test check docs lint bench bench-rest bench-abuse bench-realtime bench-jobs bench-observability install install-dev clean migrate
 
 run: $(RUN_STAMP) migrate  ## Serve API, docs and Socket.IO (embedded SQLite/in-process unless DATABASE_URL/REDIS_URL are set)
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
@@ -40,6 +40,9 @@ lint: $(DEV_STAMP)
 
 bench-rest: $(DEV_STAMP)  ## /healthz, project list, /auth/me vs a bare Flask peer under the same worker (wrk: apt-get install -y wrk)
 	flock /tmp/workspace-bench.lock $(BIN)/python bench/rest_api.py $(ARGS)
+
+bench-abuse: $(DEV_STAMP)  ## Issue 13's abuse mix (3 MiB frames, bad logins, a cursor flood): /healthz latency, another member's FILE_CHANGE acks
+	flock /tmp/workspace-bench.lock $(BIN)/python bench/abuse.py $(ARGS)
 
 bench-realtime: $(DEV_STAMP) $(NODE_STAMP)  ## Socket.IO fan-out vs a Node socket.io reference, idle capacity (bench/realtime.py)
 	flock /tmp/workspace-bench.lock $(BIN)/python bench/realtime.py

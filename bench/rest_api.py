@@ -43,6 +43,15 @@ def schema_url(schema: str) -> str:
     return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
 
 
+def bench_env(schema: str, prefix: str) -> dict[str, str]:
+    """A production environment for the web process, confined to the benchmark's schema and Redis prefix."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE"))},
+            "APP_ENV": "production", "DATABASE_URL": schema_url(schema), "REDIS_URL": REDIS_URL,
+            "REDIS_KEY_PREFIX": prefix, "SOCKETIO_CHANNEL": prefix + "socketio", "RQ_QUEUE": prefix + "jobs",
+            "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex, "JWT_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
+            "LOG_LEVEL": "WARNING"}
+
+
 def prepare(url: str, env: dict[str, str]) -> tuple[str, int]:
     """Migrate the schema, seed it, and return an access token and the id of the 1,000-membership user."""
     os.environ.update({k: env[k] for k in ("APP_ENV", "SECRET_KEY", "JWT_SECRET_KEY")})
@@ -134,11 +143,7 @@ def main() -> None:
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE"))},
-           "APP_ENV": "production", "DATABASE_URL": schema_url(schema), "REDIS_URL": REDIS_URL,
-           "REDIS_KEY_PREFIX": prefix, "SOCKETIO_CHANNEL": prefix + "socketio", "RQ_QUEUE": prefix + "jobs",
-           "SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex, "JWT_SECRET_KEY": uuid.uuid4().hex + uuid.uuid4().hex,
-           "LOG_LEVEL": "WARNING"}
+    env = bench_env(schema, prefix)
     procs = []
     load = Path("/proc/loadavg").read_text().split()[0]
     try:
