@@ -8,9 +8,12 @@ replays one of those against two live gunicorn web processes on PostgreSQL and R
 from __future__ import annotations
 
 import pytest
+import redis
 import requests
 from realtime_live import NodeClient, wait_until
 from socket_attacks import access_token, webs
+
+from services import REDIS_URL
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("stop_webs_together")]
 
@@ -126,3 +129,18 @@ def test_an_expired_token_is_refused_then_cut_off_unless_a_fresh_one_is_handed_o
     files = requests.get(web1 + f"/api/v1/projects/{team.project_id}/files/notes.txt", headers=user.headers,
                          timeout=10).json()
     assert files["content"] == "written in time"
+
+
+def test_a_connect_racing_a_logout_is_refused(live_env, processes, team, clients, redis_prefix):
+    """The token is verified, then (parked at a failpoint) its owner logs out on the other process: the connect
+    must not come through with a token that no longer works, nor escape the logout's disconnect."""
+    (_, web1), (_, web2) = webs(live_env, processes, FAILPOINTS="connect.after_verify")
+    store = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    racing = NodeClient(web1, team.viewer.access, "racing")
+    clients.append(racing)
+    assert store.blpop([f"{redis_prefix}failpoint:connect.after_verify:reached"], timeout=15), "connect not parked"
+    response = requests.post(web2 + "/api/v1/auth/logout", headers=team.viewer.headers, timeout=10)
+    assert response.status_code == 204, response.text
+    store.rpush(f"{redis_prefix}failpoint:connect.after_verify:release", "go")
+    refused = racing.wait_connected()
+    assert refused["type"] == "connect_error" and refused["data"] == {"code": "token_revoked"}, refused

@@ -36,6 +36,7 @@ from ..auth import tokens
 from ..errors import ApiError, Unauthorized
 from ..extensions import redis_store, socketio
 from ..observability import metrics
+from . import failpoints
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class Sessions:
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def open(self, sid: str, namespace: str, claims: dict[str, Any]) -> TokenSession:
         """Attach a verified token to a connection being accepted; refuses it if the token was revoked meanwhile."""
+        failpoints.reach("connect.after_verify")
         try:
             session = self._adopt(sid, namespace, claims)
         except ApiError as exc:
