@@ -25,6 +25,8 @@ const latencies = [];
 let expected = 0;
 let received = 0;
 let measuring = false;
+let finished = false;
+const disconnects = [];
 
 const editors = [];
 for (let i = 0; i < n; i++) {
@@ -34,6 +36,8 @@ for (let i = 0; i < n; i++) {
   provider.awareness.setLocalStateField("user", { name: `editor ${i}`, color: "#336699" });
   provider.socket.on("connect_error", (err) => finish({ error: `editor ${i} refused: ${err.message}` }));
   provider.socket.on("yjs-error", (err) => finish({ error: `editor ${i} yjs-error ${JSON.stringify(err)}` }));
+  // Never reconnected (a benchmark run must not hide a dropped editor): reported with the result.
+  provider.socket.on("disconnect", (reason) => !finished && disconnects.push(`editor ${i}: ${reason}`));
   doc.on("update", (update, origin) => {
     if (origin !== provider) return;
     const now = performance.now();
@@ -94,7 +98,10 @@ finish({ editors: n, keystrokes, samples: latencies.length, expected: keystrokes
   seconds: +typed.toFixed(2), sync_ms: syncMs });
 
 function finish(result) {
+  if (finished) return;
+  finished = true;
   clearTimeout(guard);
+  if (disconnects.length) result.disconnects = disconnects;
   console.log(JSON.stringify(result));
   for (const { provider } of editors) provider.destroy();
   process.exit(result.error ? 1 : 0);
