@@ -192,7 +192,8 @@ class HandshakeGuard:
         manager = self.server.manager
         for namespace in list(manager.get_namespaces()):
             sid = manager.sid_from_eio_sid(eio_sid, namespace)
-            if sid is not None and manager.is_connected(sid, namespace):
+            # A CONNECT still in its handler (pre-connected) counts: a slow token check must not lose the socket.
+            if sid is not None and (manager.is_connected(sid, namespace) or manager.is_pre_connected(sid, namespace)):
                 return True
         return False
 
