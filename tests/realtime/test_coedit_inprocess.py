@@ -1,0 +1,117 @@
+"""The co-editing namespace in process (Flask-SocketIO's test client; the live suite drives the npm client):
+sync, updates by role, refusals, awareness relay and removal, the `auth` hand-over, refused namespaces."""
+
+from __future__ import annotations
+
+import pytest
+from pycrdt import Text
+from realtime_inprocess import events, sio_app, sio_http, sio_team  # noqa: F401 - fixtures
+from teams import project_url
+
+from workspace.documents import crdt
+from workspace.extensions import socketio
+from workspace.realtime import awareness
+
+PATH = "doc.txt"
+
+
+@pytest.fixture
+def doc_connect(sio_app, sio_team):  # noqa: F811 - fixture
+    clients = []
+
+    def factory(user, path=PATH, project_id=None):
+        namespace = f"/yjs|{project_id or sio_team.project_id}/{path}"
+        sio = socketio.test_client(sio_app, namespace=namespace, auth={"token": user.access})
+        sio.ns = namespace
+        clients.append(sio)
+        return sio
+
+    yield factory
+    for sio in clients:
+        if sio.is_connected(sio.ns):
+            sio.disconnect(sio.ns)
+
+
+def received(sio, name):
+    return [e["args"][0] for e in sio.get_received(sio.ns) if e["name"] == name]
+
+
+def typed(text: str, doc=None) -> bytes:
+    doc = doc or crdt.new_doc()
+    updates = []
+    doc.observe(lambda event: updates.append(event.update))
+    t = doc.get(crdt.TEXT_NAME, type=Text)
+    t.insert(len(t), text)
+    return updates[-1]
+
+
+def test_sync_updates_by_role_and_the_rest_view(doc_connect, sio_team, sio_http):  # noqa: F811
+    owner, viewer = doc_connect(sio_team.owner), doc_connect(sio_team.viewer)
+    assert received(owner, "sync-step-1")  # the server starts the sync with its state vector
+    owner.emit("sync-update", typed("hello"), namespace=owner.ns)
+    assert received(viewer, "sync-update")  # relayed to the other editor, not echoed
+    assert not received(owner, "sync-update")
+    viewer.emit("sync-update", typed("nope"), namespace=viewer.ns)
+    assert [e["code"] for e in received(viewer, "yjs-error")] == ["forbidden"]
+    missing = viewer.emit("sync-step-1", crdt.EMPTY_UPDATE, namespace=viewer.ns, callback=True)
+    doc = crdt.new_doc()
+    crdt.apply(doc, missing)
+    assert crdt.text_of(doc) == "hello"
+    body = sio_http.get(project_url(sio_team.project_id, "files", PATH), headers=sio_team.viewer.headers).json
+    assert body["content"] == "hello"
+
+
+def test_bad_messages_are_refused_then_the_socket_is_closed(doc_connect, sio_team, sio_app):  # noqa: F811
+    sio_app.config.update(COEDIT_MAX_UPDATE_BYTES=64, COEDIT_MAX_STRIKES=4)
+    owner = doc_connect(sio_team.owner)
+    owner.emit("sync-update", b"\xff\xff\xff", namespace=owner.ns)
+    owner.emit("sync-update", b"\x00" * 100, namespace=owner.ns)
+    owner.emit("sync-update", "not bytes", namespace=owner.ns)
+    assert [e["code"] for e in received(owner, "yjs-error")] == ["invalid_update", "too_large", "invalid_update"]
+    assert owner.emit("sync-step-1", b"\xff\xff", namespace=owner.ns, callback=True) == crdt.EMPTY_UPDATE
+    assert not owner.is_connected(owner.ns)  # the fourth refusal closed it
+    last = [p["args"][0]["code"] for p in owner.queue if p["namespace"] == owner.ns and p["name"] == "yjs-error"]
+    assert last == ["invalid_update", "too_many_errors"]
+
+
+def test_awareness_is_relayed_filtered_and_removed_at_disconnect(doc_connect, sio_team):  # noqa: F811
+    alice, bob = doc_connect(sio_team.owner), doc_connect(sio_team.collaborator)
+    mine = awareness.Entry(client_id=11, clock=1, state='{"user":{"name":"Alice"}}')
+    alice.emit("awareness-update", awareness.encode([mine]), namespace=alice.ns)
+    assert awareness.decode(received(bob, "awareness-update")[-1]) == [mine]
+    # Removing someone else's client (y-socket.io's client does after a reconnect) is not relayed.
+    alice.emit("awareness-update", awareness.encode([awareness.Entry(99, 5, "null")]), namespace=alice.ns)
+    alice.emit("awareness-update", b"\x05\x01", namespace=alice.ns)
+    assert [e["code"] for e in received(alice, "yjs-error")] == ["invalid_update"]
+    assert not received(bob, "awareness-update")
+    carol = doc_connect(sio_team.viewer)  # a newcomer is given the current states at connect
+    assert awareness.decode(received(carol, "awareness-update")[-1]) == [mine]
+    alice.disconnect(alice.ns)
+    assert awareness.decode(received(bob, "awareness-update")[-1]) == [awareness.Entry(11, 2, "null")]
+
+
+def test_auth_hands_over_a_fresh_token_of_the_same_user(doc_connect, sio_team):  # noqa: F811
+    owner = doc_connect(sio_team.owner)
+    assert owner.emit("auth", {"token": sio_team.owner.access}, namespace=owner.ns, callback=True)["ok"] is True
+    other = owner.emit("auth", {"token": sio_team.viewer.access}, namespace=owner.ns, callback=True)
+    assert other["ok"] is False and other["error"]["code"] == "wrong_user"
+
+
+@pytest.mark.parametrize("namespace", ["/other", "/yjs|01/doc.txt", "/yjs|1/../etc", "/yjs|x/doc.txt"])
+def test_namespaces_that_are_not_documents_are_refused(sio_app, sio_team, namespace):  # noqa: F811
+    sio = socketio.test_client(sio_app, namespace=namespace, auth={"token": sio_team.owner.access})
+    assert not sio.is_connected(namespace)
+
+
+def test_outsiders_cannot_open_a_document(doc_connect, sio_team):  # noqa: F811
+    assert not doc_connect(sio_team.other).is_connected(f"/yjs|{sio_team.project_id}/{PATH}")
+
+
+def test_a_removed_member_is_told_and_disconnected(doc_connect, sio_team, sio_http):  # noqa: F811
+    collab = doc_connect(sio_team.collaborator)
+    removed = sio_http.delete(project_url(sio_team.project_id, "collaborators", sio_team.collaborator.id),
+                              headers=sio_team.owner.headers)
+    assert removed.status_code == 204
+    assert not collab.is_connected(collab.ns)
+    told = [p["args"][0]["code"] for p in collab.queue if p["namespace"] == collab.ns and p["name"] == "yjs-error"]
+    assert told == ["forbidden"]
