@@ -38,11 +38,15 @@ let queue = Promise.resolve(); // commands run one after the other, typing inclu
 
 async function run(cmd) {
   if (cmd.op === "type") {
-    let index = cmd.at === "start" ? 0 : typeof cmd.at === "number" ? cmd.at : null;
+    // The caret follows the typist's own last character, as an editor's does: a relative position tied to the
+    // character on its left, so another person typing at the same spot lands before or after, never inside.
+    let caret = null;
     for (const ch of cmd.text) {
-      const at = index === null ? text.length : index;
+      let at;
+      if (caret) at = Y.createAbsolutePositionFromRelativePosition(caret, doc).index;
+      else at = cmd.at === "start" ? 0 : typeof cmd.at === "number" ? cmd.at : text.length;
       text.insert(at, ch);
-      if (index !== null) index += ch.length;
+      caret = Y.createRelativePositionFromTypeIndex(text, at + ch.length, -1);
       if (cmd.delay_ms) await sleep(cmd.delay_ms);
     }
     out({ type: "done", op: "type" });

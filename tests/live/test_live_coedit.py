@@ -13,8 +13,8 @@ import requests
 import sqlalchemy as sa
 from coedit_live import YjsAgent
 from jobs_support import WORKER
-from realtime_live import NodeClient, close_all, wait_until
-from teams import make_team, project_url
+from realtime_live import NodeClient, wait_until
+from teams import project_url
 
 from processes import BIN, ROOT, free_port, start, start_web
 from workspace.extensions import db
@@ -22,18 +22,6 @@ from workspace.models import Document
 
 pytestmark = pytest.mark.live
 PATH = "notes/plan.md"
-
-
-@pytest.fixture
-def editors():
-    opened = []
-    yield opened
-    close_all(opened)
-
-
-@pytest.fixture
-def team(client, make_user):
-    return make_team(client, make_user)
 
 
 @pytest.fixture
@@ -48,9 +36,9 @@ def webs(live_env, processes):
         proc.send_signal(signal.SIGTERM)
 
 
-def editor(editors, base, team, user, name, path=PATH) -> YjsAgent:
+def editor(clients, base, team, user, name, path=PATH) -> YjsAgent:
     agent = YjsAgent(base, team.project_id, path, user.access, name)
-    editors.append(agent)
+    clients.append(agent)
     return agent
 
 
@@ -58,12 +46,12 @@ def rest_file(base, team, user, path=PATH):
     return requests.get(base + project_url(team.project_id, "files", path), headers=user.headers, timeout=10)
 
 
-def test_two_writers_on_two_processes_converge(webs, team, editors):
+def test_two_writers_on_two_processes_converge(webs, team, clients):
     (_, web1), (_, web2) = webs
-    alice = editor(editors, web1, team, team.owner, "owner@web1")
-    bob = editor(editors, web2, team, team.collaborator, "collab@web2")
+    alice = editor(clients, web1, team, team.owner, "owner@web1")
+    bob = editor(clients, web2, team, team.collaborator, "collab@web2")
     watcher = NodeClient(web1, team.viewer.access, "room@web1")  # the project room of the default namespace
-    editors.append(watcher)
+    clients.append(watcher)
     assert watcher.wait_connected()["type"] == "connect"
     assert watcher.emit("join", {"project_id": team.project_id})["ok"] is True
     assert alice.wait_synced() == "" and bob.wait_synced() == ""
@@ -85,15 +73,15 @@ def test_two_writers_on_two_processes_converge(webs, team, editors):
         assert body["version"] >= 2 and body["updated_by"] in (team.owner.id, team.collaborator.id)
     # A late joiner on either process receives the whole document.
     for base, name in ((web1, "late@web1"), (web2, "late@web2")):
-        late = editor(editors, base, team, team.viewer, name)
+        late = editor(clients, base, team, team.viewer, name)
         late.wait_synced()
         assert late.wait_text(final) == final
 
 
-def test_viewer_syncs_and_sees_live_edits_but_its_edits_never_land(webs, team, editors):
+def test_viewer_syncs_and_sees_live_edits_but_its_edits_never_land(webs, team, clients):
     (_, web1), (_, web2) = webs
-    owner = editor(editors, web1, team, team.owner, "owner@web1")
-    viewer = editor(editors, web2, team, team.viewer, "viewer@web2")
+    owner = editor(clients, web1, team, team.owner, "owner@web1")
+    viewer = editor(clients, web2, team, team.viewer, "viewer@web2")
     owner.wait_synced(), viewer.wait_synced()
     viewer.type("X")
     assert viewer.wait_error("forbidden")["message"]
@@ -101,16 +89,16 @@ def test_viewer_syncs_and_sees_live_edits_but_its_edits_never_land(webs, team, e
     viewer.wait_text(lambda text: "ok" in text)  # live updates reach the viewer
     # What is stored is what a newcomer loads: the owner's text only, on either process.
     for base in (web1, web2):
-        late = editor(editors, base, team, team.collaborator, f"late@{base[-5:]}")
+        late = editor(clients, base, team, team.collaborator, f"late@{base[-5:]}")
         assert late.wait_text("ok") == "ok"
     assert rest_file(web1, team, team.owner).json()["content"] == "ok"
     assert "X" not in owner.text()
 
 
-def test_rest_writes_reach_live_editors_through_updates(webs, team, editors):
+def test_rest_writes_reach_live_editors_through_updates(webs, team, clients):
     (_, web1), (_, web2) = webs
     url = project_url(team.project_id, "files", PATH)
-    alice = editor(editors, web2, team, team.collaborator, "collab@web2")
+    alice = editor(clients, web2, team, team.collaborator, "collab@web2")
     alice.wait_synced()
     alice.type("line one\n")
     version = wait_until(lambda: (r := rest_file(web1, team, team.owner)).status_code == 200
@@ -131,26 +119,26 @@ def test_rest_writes_reach_live_editors_through_updates(webs, team, editors):
     assert rest_file(web2, team, team.owner).status_code == 404
 
 
-def test_text_survives_a_restart_of_every_web_process(live_env, processes, team, editors):
+def test_text_survives_a_restart_of_every_web_process(live_env, processes, team, clients):
     env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1"}
     proc, web = start_web(env)
     processes.append(proc)
-    writer = editor(editors, web, team, team.owner, "owner")
+    writer = editor(clients, web, team, team.owner, "owner")
     writer.wait_synced()
     writer.type("durable text")
     wait_until(lambda: rest_file(web, team, team.owner).json().get("content") == "durable text", what="stored")
     proc.kill()  # a crash: nothing acknowledged may be lost
     proc2, web2 = start_web(env)
     processes.append(proc2)
-    assert editor(editors, web2, team, team.viewer, "after-restart").wait_text("durable text") == "durable text"
+    assert editor(clients, web2, team, team.viewer, "after-restart").wait_text("durable text") == "durable text"
 
 
-def test_bad_input_is_refused_and_the_connection_stays_usable(live_env, processes, team, editors):
+def test_bad_input_is_refused_and_the_connection_stays_usable(live_env, processes, team, clients):
     env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_MAX_UPDATE_BYTES": "2048",
            "COEDIT_MAX_AWARENESS_BYTES": "512", "COEDIT_MAX_STRIKES": "4"}
     proc, web = start_web(env)
     processes.append(proc)
-    owner = editor(editors, web, team, team.owner, "owner")
+    owner = editor(clients, web, team, team.owner, "owner")
     owner.wait_synced()
     owner.send("raw", event="sync-update", hex="ffffffff")
     owner.wait_error("invalid_update")
@@ -159,7 +147,7 @@ def test_bad_input_is_refused_and_the_connection_stays_usable(live_env, processe
     owner.send("raw", event="awareness-update", hex="0501")
     wait_until(lambda: [e["code"] for e in owner.errors()].count("invalid_update") == 2, what="awareness refused")
     owner.type("still fine")  # nothing stored from the bad messages; the socket works
-    assert editor(editors, web, team, team.viewer, "reader").wait_text("still fine") == "still fine"
+    assert editor(clients, web, team, team.viewer, "reader").wait_text("still fine") == "still fine"
     # Repeated abuse closes the socket.
     for _ in range(4):
         owner.send("raw", event="sync-update", hex="ffffffff")
@@ -167,15 +155,15 @@ def test_bad_input_is_refused_and_the_connection_stays_usable(live_env, processe
     owner.inbox.wait(lambda i: i["type"] == "disconnect", what="abuser disconnected")
 
 
-def test_outsiders_and_bad_tokens_cannot_connect_and_removed_members_are_disconnected(webs, team, editors):
+def test_outsiders_and_bad_tokens_cannot_connect_and_removed_members_are_disconnected(webs, team, clients):
     (_, web1), (_, web2) = webs
-    outsider = editor(editors, web1, team, team.other, "outsider")
+    outsider = editor(clients, web1, team, team.other, "outsider")
     forged = YjsAgent(web1, team.project_id, PATH, "not-a-token", "forged")
-    editors.append(forged)
+    clients.append(forged)
     for agent, code in ((outsider, "project_not_found"), (forged, "invalid_token")):
         item = agent.wait_connected()
         assert item["type"] == "connect_error" and item["data"]["code"] == code, item
-    collab = editor(editors, web2, team, team.collaborator, "collab@web2")
+    collab = editor(clients, web2, team, team.collaborator, "collab@web2")
     collab.wait_synced()
     removed = requests.delete(web1 + project_url(team.project_id, "collaborators", team.collaborator.id),
                               headers=team.owner.headers, timeout=10)
@@ -183,17 +171,17 @@ def test_outsiders_and_bad_tokens_cannot_connect_and_removed_members_are_disconn
     assert collab.wait_error("forbidden")
     collab.inbox.wait(lambda i: i["type"] == "disconnect", what="removed member disconnected")
     # The token rules of the default namespace hold here too: a logout ends the document sockets using the token.
-    viewer = editor(editors, web2, team, team.viewer, "viewer@web2")
+    viewer = editor(clients, web2, team, team.viewer, "viewer@web2")
     viewer.wait_synced()
     logout = requests.post(web1 + "/api/v1/auth/logout", json={}, headers=team.viewer.headers, timeout=10)
     assert logout.status_code == 204
     viewer.inbox.wait(lambda i: i["type"] == "disconnect", what="logged-out viewer disconnected")
 
 
-def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team, editors):
+def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team, clients):
     (_, web1), (_, web2) = webs
-    alice = editor(editors, web1, team, team.owner, "alice@web1")
-    bob = editor(editors, web2, team, team.collaborator, "bob@web2")
+    alice = editor(clients, web1, team, team.owner, "alice@web1")
+    bob = editor(clients, web2, team, team.collaborator, "bob@web2")
     alice.wait_synced(), bob.wait_synced()
     alice.send("awareness", state={"user": {"name": "Alice", "color": "#f00"}, "cursor": 3})
 
@@ -202,20 +190,20 @@ def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team
                                                    for s in item["states"].values())
 
     bob.inbox.wait(sees_alice, what="bob sees alice's caret")
-    carol = editor(editors, web2, team, team.viewer, "carol@web2")
+    carol = editor(clients, web2, team, team.viewer, "carol@web2")
     carol.inbox.wait(sees_alice, what="a newcomer is given alice's state at connect")
     alice.proc.kill()  # no goodbye from the client: the server announces that alice's client left
     bob.inbox.wait(lambda i: i["type"] == "awareness" and not any(
         s and s.get("user", {}).get("name") == "Alice" for s in i["states"].values()), what="alice gone for bob")
 
 
-def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(live_env, processes, team, editors,
+def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(live_env, processes, team, clients,
                                                                                 app):
     env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_COMPACT_THRESHOLD": "20"}
     proc, web = start_web(env)
     processes.append(proc)
     processes.append(start([*WORKER, "--name", f"coedit-{uuid.uuid4().hex[:8]}"], env, "compaction-worker"))
-    writer = editor(editors, web, team, team.owner, "owner")
+    writer = editor(clients, web, team, team.owner, "owner")
     writer.wait_synced()
     writer.type("compact me " * 3)  # 33 keystrokes, 33 stored updates: one compaction job past 20
 
@@ -227,16 +215,16 @@ def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(l
 
     row = wait_until(compacted, timeout=30, what="the worker's compaction")
     assert row.update_count < 20
-    assert editor(editors, web, team, team.viewer, "loader").wait_text("compact me " * 3) == "compact me " * 3
+    assert editor(clients, web, team, team.viewer, "loader").wait_text("compact me " * 3) == "compact me " * 3
 
 
-def test_editors_resync_after_every_web_process_restarts(live_env, processes, team, editors):
+def test_editors_resync_after_every_web_process_restarts(live_env, processes, team, clients):
     env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1"}
     ports = [free_port(), free_port()]
     webs = [start_web(env, port=port) for port in ports]
     processes.extend(proc for proc, _ in webs)
-    alice = editor(editors, webs[0][1], team, team.owner, "owner@web1")
-    bob = editor(editors, webs[1][1], team, team.collaborator, "collab@web2")
+    alice = editor(clients, webs[0][1], team, team.owner, "owner@web1")
+    bob = editor(clients, webs[1][1], team, team.collaborator, "collab@web2")
     alice.wait_synced(), bob.wait_synced()
     alice.type("before.")
     bob.wait_text("before.")
@@ -253,7 +241,7 @@ def test_editors_resync_after_every_web_process_restarts(live_env, processes, te
                what="the offline typing stored")
 
 
-def test_embedded_mode_coedits_the_same(live_env, processes, editors, tmp_path):
+def test_embedded_mode_coedits_the_same(live_env, processes, clients, tmp_path):
     """SQLite, no Redis, one process: the same protocol, storage and REST view."""
     env = {**live_env, "REDIS_URL": "", "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.db'}",
            "SHUTDOWN_DRAIN_SECONDS": "1"}
@@ -273,7 +261,7 @@ def test_embedded_mode_coedits_the_same(live_env, processes, editors, tmp_path):
                             json={"email": "ben@example.com", "role": "collaborator"})
     assert invited.status_code == 201, invited.text
     ann, ben = (YjsAgent(web, project_id, PATH, tokens[i], name) for i, name in enumerate(("ann", "ben")))
-    editors.extend([ann, ben])
+    clients.extend([ann, ben])
     ann.wait_synced(), ben.wait_synced()
     ann.type("embedded ")
     ben.wait_text("embedded ")
