@@ -90,6 +90,28 @@ export class Refusals {
       this.refreshed = false;
       this.count = 0;
     });
+    // The server holds a socket to its token for the whole connection: hand it every refreshed access token, so
+    // the socket outlives the token it connected with; and follow SESSION_REVOKED (sent before it disconnects us).
+    this.unwatch = session.onChange((reason) => {
+      if (reason === "refreshed" && socket.connected) socket.emit("auth", { token: session.accessToken() });
+    });
+    socket.on("SESSION_REVOKED", ({ reason } = {}) => this.revoked(reason));
+  }
+
+  async revoked(reason) {
+    if (!session.current()) return; // signed out here already (our own logout)
+    if (reason !== "token_expired") {
+      // Logged out elsewhere, or the refresh token was replayed (the server revoked the whole login).
+      this.stop();
+      session.end(reason === "logout" ? "ended" : "expired");
+      return;
+    }
+    try {
+      await session.refresh();
+      if (!this.stopped) this.socket.connect(); // a server disconnect is not retried by socket.io itself
+    } catch {
+      this.setState("disconnected", "Your session expired; sign in again.");
+    }
   }
 
   async handle(err) {
@@ -127,6 +149,7 @@ export class Refusals {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.unwatch();
   }
 }
 
