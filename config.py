@@ -135,6 +135,9 @@ class Config:
         self.COEDIT_FILE_CHANGE_INTERVAL = float(_env("COEDIT_FILE_CHANGE_INTERVAL", "1"))
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
+        # Argon2 computations a process runs at once (in OS threads); more wait their turn, so hashing cannot take
+        # every core from the hub's thread (httpperf, issue 13's abuse mix).
+        self.PASSWORD_HASH_CONCURRENCY = _int("PASSWORD_HASH_CONCURRENCY", 1)
         self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
         # The `process` label of per-process metrics: set it per process (web1, web2); Heroku's DYNO works as is.
         self.PROCESS_NAME = _env("PROCESS_NAME") or _env("DYNO") or f"{socket.gethostname()}:{os.getpid()}"

@@ -41,7 +41,11 @@ def authenticate(email: str, password: str) -> User:
     email = normalise_email(email)
     throttle.check(email)
     user = find_user_by_email(email)
-    if not verify_password(user.password_hash if user else None, password) or user is None:
+    password_hash = user.password_hash if user else None
+    # End the read before the slow hash (queued behind others' under a flood of logins): no pooled connection sits
+    # idle in a transaction meanwhile. The user's attributes reload on next use.
+    db.session.rollback()
+    if not verify_password(password_hash, password) or user is None:
         throttle.failed(email)
         raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
     throttle.succeeded(email)
