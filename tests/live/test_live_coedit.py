@@ -199,13 +199,21 @@ def test_awareness_is_relayed_across_processes_and_given_to_newcomers(webs, team
 
 def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(live_env, processes, team, clients,
                                                                                 app):
-    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_COMPACT_THRESHOLD": "20"}
+    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1", "COEDIT_COMPACT_THRESHOLD": "5"}
     proc, web = start_web(env)
     processes.append(proc)
     processes.append(start([*WORKER, "--name", f"coedit-{uuid.uuid4().hex[:8]}"], env, "compaction-worker"))
     writer = editor(clients, web, team, team.owner, "owner")
+    reader = editor(clients, web, team, team.viewer, "reader")
     writer.wait_synced()
-    writer.type("compact me " * 3)  # 33 keystrokes, 33 stored updates: one compaction job past 20
+    reader.wait_synced()
+    typed = ""
+    for word in ["compact ", "me ", "compact ", "me ", "compact ", "me "]:
+        # One word at a time, each seen by the reader (so stored) before the next: at least six stored updates
+        # (keystrokes waiting on the socket merge into one), one compaction job past five.
+        writer.type(word)
+        typed += word
+        reader.wait_text(typed)
 
     def compacted():
         with app.app_context():
@@ -214,8 +222,8 @@ def test_the_rq_worker_compacts_a_long_history_and_loading_gives_the_same_text(l
             return row is not None and row.snapshot_upto > 0 and row
 
     row = wait_until(compacted, timeout=30, what="the worker's compaction")
-    assert row.update_count < 20
-    assert editor(clients, web, team, team.viewer, "loader").wait_text("compact me " * 3) == "compact me " * 3
+    assert row.update_count < 5
+    assert editor(clients, web, team, team.viewer, "loader").wait_text(typed) == typed
 
 
 def test_editors_resync_after_every_web_process_restarts(live_env, processes, team, clients):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 
-from pycrdt import Doc, Text, TransactionEvent
+from pycrdt import Doc, Text, TransactionEvent, merge_updates
 
 TEXT_NAME = "content"
 # A Yjs v1 update with no structs and an empty delete set: what an editor that has nothing new sends.
@@ -31,6 +31,15 @@ def new_doc() -> Doc:
 
 def text_of(doc: Doc) -> str:
     return str(doc.get(TEXT_NAME, type=Text))
+
+
+def merge(first: bytes, second: bytes) -> bytes:
+    """One update with the effect of applying `first` then `second` (Yrs' merge); InvalidUpdate if either is not
+    an update."""
+    try:
+        return merge_updates(first, second)
+    except (ValueError, RuntimeError) as exc:
+        raise InvalidUpdate(str(exc)) from exc
 
 
 def apply(doc: Doc, update: bytes) -> None:

@@ -63,7 +63,7 @@ def init_app(app: Flask) -> None:
         # Queue messages come from our own processes: the client packets' bounded JSON (which the manager picks up
         # from the packet class) is not needed for them.
         manager.json = json
-    dispatch.install(socketio.server, app.config["SOCKET_BACKLOG"])
+    dispatch.install(socketio.server, app.config["SOCKET_BACKLOG"], app.config["COEDIT_MAX_UPDATE_BYTES"])
     app.extensions["realtime"] = Runtime(app)
     app.extensions["socket_handshakes"] = transport.HandshakeGuard(app)
     subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...

@@ -13,7 +13,9 @@ python-socketio has no public hook for scheduling a socket's events, so `install
 method changes (events would no longer be handled in order). Co-editing namespaces (`/yjs|...`) get lanes too,
 so an editor's updates are stored in the order it typed them; past the backlog its transport is closed instead
 (a dropped update would leave the document diverged; the client reconnects and both sync-step-1 exchanges carry
-everything over). Other namespaces keep the library's own dispatch. When the server runs handlers
+everything over). An editor's `sync-update`s that wait in its lane are merged into one Yjs update (Yrs' exact merge,
+up to the update size limit): a fast typist's keystrokes then reach the store as one write per transaction instead
+of queueing one write each behind it. Other namespaces keep the library's own dispatch. When the server runs handlers
 synchronously (`async_handlers=False`, what Flask-SocketIO's test client sets), events run inline.
 """
 
@@ -25,11 +27,13 @@ from typing import Any
 
 from socketio import packet
 
+from ..documents.crdt import InvalidUpdate, merge
 from ..errors import error_body
 
 NAMESPACE = "/"
 DOCUMENTS = "/yjs|"  # co-editing namespaces (realtime.coedit)
 COALESCED = frozenset({"CURSOR_UPDATE"})
+MERGED = "sync-update"  # a document socket's waiting Yjs updates: merged into one
 RATE_LIMITED = {"ok": False, **error_body("rate_limited", "Too many events waiting on this socket; slow down.")}
 _COALESCED_ACK = {"ok": True, "coalesced": True}
 
@@ -37,9 +41,10 @@ _COALESCED_ACK = {"ok": True, "coalesced": True}
 class Dispatcher:
     """Per-socket lanes for one python-socketio server (see the module doc)."""
 
-    def __init__(self, server, backlog: int) -> None:
+    def __init__(self, server, backlog: int, merge_limit: int = 0) -> None:
         self.server = server
         self.backlog = max(1, backlog)
+        self.merge_limit = merge_limit
         self.lanes: dict[str, deque] = {}
         # Guards "lane empty, drop it" against "append to the lane" (real threads in threading mode; green
         # under eventlet/gevent patching, where the sections never switch anyway).
@@ -65,7 +70,9 @@ class Dispatcher:
                 start = True
             else:
                 start, replaced, answer = False, None, _COALESCED_ACK
-                if len(lane) < self.backlog:
+                if self._merged(lane, sid, namespace, id, data):
+                    pass
+                elif len(lane) < self.backlog:
                     lane.append((sid, namespace, id, data))
                 elif namespace != NAMESPACE:
                     start = None
@@ -79,6 +86,25 @@ class Dispatcher:
         elif replaced is not None:
             self._ack(eio_sid, namespace, replaced, answer)
         return None
+
+    def _merged(self, lane: deque, sid: str, namespace: str, id: int | None, data: list) -> bool:
+        """Fold a document socket's Yjs update into the one waiting last in its lane, when both are plain
+        `sync-update`s (no ack asked) that Yrs can merge within the size limit."""
+        if not lane or namespace == NAMESPACE or id is not None or len(data) != 2 or data[0] != MERGED:
+            return False  # an empty lane: its last event is being handled now
+        last_sid, last_namespace, last_id, last_data = lane[-1]
+        if (last_sid, last_namespace, last_id) != (sid, namespace, None) or len(last_data) != 2 \
+                or last_data[0] != MERGED:
+            return False
+        first, second = last_data[1], data[1]
+        if not (isinstance(first, bytes) and isinstance(second, bytes)) \
+                or len(first) + len(second) > self.merge_limit:
+            return False
+        try:
+            lane[-1] = (sid, namespace, None, [MERGED, merge(first, second)])
+        except InvalidUpdate:
+            return False  # handled on its own: the handler refuses it with invalid_update
+        return True
 
     @staticmethod
     def _coalesce(lane: deque, sid: str, id: int | None, data: list) -> int | None:
@@ -119,6 +145,7 @@ def _project_of(data: list) -> Any:
     return payload.get("project_id") if isinstance(payload, dict) else None
 
 
-def install(server, backlog: int) -> Dispatcher:
-    """Route the default namespace's events of `server` through per-socket lanes."""
-    return Dispatcher(server, backlog).install()
+def install(server, backlog: int, merge_limit: int = 0) -> Dispatcher:
+    """Route the default and document namespaces' events of `server` through per-socket lanes; waiting Yjs updates
+    of one editor merge up to `merge_limit` bytes."""
+    return Dispatcher(server, backlog, merge_limit).install()
