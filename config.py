@@ -60,7 +60,8 @@ class Config:
         # None means "SQLite file in the instance folder"; the factory fills it in.
         self.SQLALCHEMY_DATABASE_URI = database_url(_env("DATABASE_URL"))
         self.SQLALCHEMY_ENGINE_OPTIONS = {
-            "pool_pre_ping": True,
+            # False: a connection is pinged only after it sat idle (workspace/db_pool.py), not on every checkout.
+            "pool_pre_ping": _bool("DB_POOL_PRE_PING", False),
             "pool_size": _int("DB_POOL_SIZE", 10),
             "max_overflow": _int("DB_MAX_OVERFLOW", 20),
             "pool_recycle": 1800,
@@ -138,6 +139,8 @@ class Config:
         # Argon2 computations a process runs at once (in OS threads); more wait their turn, so hashing cannot take
         # every core from the hub's thread (httpperf, issue 13's abuse mix).
         self.PASSWORD_HASH_CONCURRENCY = _int("PASSWORD_HASH_CONCURRENCY", 1)
+        # Seconds a pooled database connection may sit idle and be reused without a ping first (workspace/db_pool.py).
+        self.DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "5"))
         self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
         # The `process` label of per-process metrics: set it per process (web1, web2); Heroku's DYNO works as is.
         self.PROCESS_NAME = _env("PROCESS_NAME") or _env("DYNO") or f"{socket.gethostname()}:{os.getpid()}"

@@ -13,6 +13,7 @@ from config import Config, load_config
 
 from . import (
     cli,
+    db_pool,
     docs,
     fair_share,
     health,
@@ -53,6 +54,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
+    db_pool.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     redis_store.init_app(app)
     tokens.init_app(app)

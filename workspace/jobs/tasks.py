@@ -12,21 +12,17 @@ import os
 import time
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from flask import Flask, has_app_context
 from flask_socketio import SocketIO
 from rq.exceptions import AbandonedJobError
 from rq.job import Job as RQJob
 from rq.timeouts import JobTimeoutException
 
-from config import load_config
-
 from ..extensions import db
 from . import execution, queue, service
 
 # The worker process's app, built on its first task (importing this module builds nothing).
 _state: dict = {"app": None, "pid": None}
-IDLE_PING_SECONDS = 5.0
 
 
 def worker_app() -> Flask:
@@ -37,10 +33,7 @@ def worker_app() -> Flask:
         # this one for their RQ entry points (co-editing's compaction), so a module-level import would loop.
         from .. import create_app
 
-        app = create_app({"SQLALCHEMY_ENGINE_OPTIONS": {**load_config().SQLALCHEMY_ENGINE_OPTIONS,
-                                                        "pool_pre_ping": False}})
-        with app.app_context():
-            _ping_only_after_idle(db.engine)
+        app = create_app()  # pooled connections pinged only after they sat idle: see workspace/db_pool.py
         if app.config.get("REDIS_URL"):
             # Same channel as the web processes, or the events never reach their clients.
             # threading: left to auto-detect it would pick eventlet (installed) in this unpatched process.
@@ -53,30 +46,6 @@ def worker_app() -> Flask:
             db.engine.dispose(close=False)
         _state["pid"] = os.getpid()
     return app
-
-
-def _ping_only_after_idle(engine: sa.Engine) -> None:
-    """Check a pooled connection before use only when it sat idle for IDLE_PING_SECONDS, not on every checkout.
-
-    `pool_pre_ping` costs a round trip per transaction, and a job runs several back to back; a connection used a
-    moment ago is alive. SQLAlchemy's "pessimistic disconnect handling, custom" recipe: raising DisconnectionError
-    makes the pool replace the connection and try again.
-    """
-
-    @sa.event.listens_for(engine, "checkin")
-    def _checked_in(dbapi_connection, record) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @sa.event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_connection, record, proxy) -> None:
-        if time.monotonic() - record.info.get("idle_since", 0.0) < IDLE_PING_SECONDS:
-            return
-        try:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-        except Exception as exc:
-            raise sa.exc.DisconnectionError() from exc
 
 
 def _context():
