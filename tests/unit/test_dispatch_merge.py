@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pycrdt
 
+from workspace.realtime import awareness
 from workspace.realtime.dispatch import Dispatcher
 
 NS = "/yjs|1/notes.md"
@@ -62,3 +63,26 @@ def test_only_plain_updates_of_the_same_socket_within_the_limit_merge():
     small = dispatcher(limit=len(first) + len(second) - 1)
     lane = deque([("sid", NS, None, ["sync-update", first])])
     assert not small._merged(lane, "sid", NS, None, ["sync-update", second])
+
+
+def presence(*entries: tuple[int, int, str]) -> bytes:
+    return awareness.encode([awareness.Entry(client, clock, state) for client, clock, state in entries])
+
+
+def test_a_newer_caret_state_of_the_same_clients_replaces_the_waiting_one():
+    d = dispatcher()
+    older = presence((7, 1, '{"cursor": 1}'))
+    newer = presence((7, 2, '{"cursor": 2}'))
+    lane = deque([("sid", NS, None, ["awareness-update", older])])
+    assert d._merged(lane, "sid", NS, None, ["awareness-update", newer])
+    assert list(lane) == [("sid", NS, None, ["awareness-update", newer])]
+
+
+def test_a_caret_state_that_leaves_out_a_client_does_not_replace():
+    d = dispatcher()
+    both = presence((7, 1, '{"cursor": 1}'), (8, 1, '{"cursor": 5}'))
+    lane = deque([("sid", NS, None, ["awareness-update", both])])
+    assert not d._merged(lane, "sid", NS, None, ["awareness-update", presence((7, 2, "{}"))])
+    assert not d._merged(lane, "sid", NS, None, ["awareness-update", b"\x05junk"])
+    assert not d._merged(lane, "sid", NS, None, ["sync-update", typed("a")[0]])
+    assert lane[0][3][1] == both

@@ -14,8 +14,9 @@ method changes (events would no longer be handled in order). Co-editing namespac
 so an editor's updates are stored in the order it typed them; past the backlog its transport is closed instead
 (a dropped update would leave the document diverged; the client reconnects and both sync-step-1 exchanges carry
 everything over). An editor's `sync-update`s that wait in its lane are merged into one Yjs update (Yrs' exact merge,
-up to the update size limit): a fast typist's keystrokes then reach the store as one write per transaction instead
-of queueing one write each behind it. Other namespaces keep the library's own dispatch. When the server runs handlers
+up to the update size limit), and a waiting `awareness-update` gives way to a newer one of the same clients: a fast
+typist's keystrokes then reach the store as one write per transaction, and its caret as its latest position,
+instead of queueing one each behind it. Other namespaces keep the library's own dispatch. When the server runs handlers
 synchronously (`async_handlers=False`, what Flask-SocketIO's test client sets), events run inline.
 """
 
@@ -29,11 +30,13 @@ from socketio import packet
 
 from ..documents.crdt import InvalidUpdate, merge
 from ..errors import error_body
+from . import awareness
 
 NAMESPACE = "/"
 DOCUMENTS = "/yjs|"  # co-editing namespaces (realtime.coedit)
 COALESCED = frozenset({"CURSOR_UPDATE"})
 MERGED = "sync-update"  # a document socket's waiting Yjs updates: merged into one
+SUPERSEDED = "awareness-update"  # a document socket's waiting caret/presence state: only the newest counts
 RATE_LIMITED = {"ok": False, **error_body("rate_limited", "Too many events waiting on this socket; slow down.")}
 _COALESCED_ACK = {"ok": True, "coalesced": True}
 
@@ -88,15 +91,18 @@ class Dispatcher:
         return None
 
     def _merged(self, lane: deque, sid: str, namespace: str, id: int | None, data: list) -> bool:
-        """Fold a document socket's Yjs update into the one waiting last in its lane, when both are plain
-        `sync-update`s (no ack asked) that Yrs can merge within the size limit."""
-        if not lane or namespace == NAMESPACE or id is not None or len(data) != 2 or data[0] != MERGED:
+        """Fold a document socket's event into the one waiting last in its lane (same socket, no ack asked): two
+        `sync-update`s merge when Yrs can merge them within the size limit; a newer `awareness-update` replaces."""
+        if not lane or namespace == NAMESPACE or id is not None or len(data) != 2 \
+                or data[0] not in (MERGED, SUPERSEDED):
             return False  # an empty lane: its last event is being handled now
         last_sid, last_namespace, last_id, last_data = lane[-1]
         if (last_sid, last_namespace, last_id) != (sid, namespace, None) or len(last_data) != 2 \
-                or last_data[0] != MERGED:
+                or last_data[0] != data[0]:
             return False
         first, second = last_data[1], data[1]
+        if data[0] == SUPERSEDED:
+            return self._superseded(lane, sid, namespace, first, second)
         if not (isinstance(first, bytes) and isinstance(second, bytes)) \
                 or len(first) + len(second) > self.merge_limit:
             return False
@@ -104,6 +110,20 @@ class Dispatcher:
             lane[-1] = (sid, namespace, None, [MERGED, merge(first, second)])
         except InvalidUpdate:
             return False  # handled on its own: the handler refuses it with invalid_update
+        return True
+
+    @staticmethod
+    def _superseded(lane: deque, sid: str, namespace: str, older: Any, newer: Any) -> bool:
+        """Replace a waiting awareness message with a newer one of the same socket when the newer one speaks for
+        every client the older one did (awareness states are whole: the newest of a client replaces the rest)."""
+        try:
+            old_clients = {entry.client_id for entry in awareness.decode(older)}
+            new_clients = {entry.client_id for entry in awareness.decode(newer)}
+        except (awareness.InvalidAwareness, TypeError):
+            return False  # handled on its own: the handler refuses it
+        if not old_clients <= new_clients:
+            return False
+        lane[-1] = (sid, namespace, None, [SUPERSEDED, newer])
         return True
 
     @staticmethod
