@@ -1,0 +1,102 @@
+"""Per-socket lanes in process, with a recording stand-in for python-socketio's server: order, the backlog bound,
+cursor coalescing, a document socket's overrun, and events of other namespaces left to the library."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+from workspace.realtime.dispatch import RATE_LIMITED, Dispatcher
+
+NS = "/yjs|1/notes.md"
+
+
+class Server:
+    """Just what the dispatcher calls; background tasks run when the test says so."""
+
+    def __init__(self, async_handlers=True):
+        self.async_handlers = async_handlers
+        self.logger = logging.getLogger("test.dispatch")
+        self.handled, self.acks, self.disconnected, self.library, self.tasks = [], [], [], [], []
+        self.manager = SimpleNamespace(sid_from_eio_sid=lambda eio, ns: f"{eio}{ns}",
+                                       is_connected=lambda sid, ns: not sid.startswith("gone"))
+        self.eio = SimpleNamespace(disconnect=self.disconnected.append)
+        self.packet_class = lambda *a, **k: SimpleNamespace(args=a, **k)
+
+    def _handle_event(self, *args):
+        self.library.append(args)
+
+    def start_background_task(self, fn, *args):
+        self.tasks.append((fn, args))
+
+    def run_tasks(self):
+        while self.tasks:
+            fn, args = self.tasks.pop(0)
+            fn(*args)
+
+    def _handle_event_internal(self, server, sid, eio_sid, data, namespace, id):
+        if data[0] == "boom":
+            raise RuntimeError("a handler failed")
+        self.handled.append((eio_sid, data[0], id))
+
+    def _send_packet(self, eio_sid, pkt):
+        self.acks.append((eio_sid, pkt.id, pkt.data[0]))
+
+
+def cursor(n, project=1):
+    return ["CURSOR_UPDATE", {"project_id": project, "path": "a", "line": n, "column": 0}]
+
+
+def test_a_sockets_events_are_handled_in_order_by_one_task():
+    server = Server()
+    d = Dispatcher(server, backlog=10).install()
+    for n in range(5):
+        server._handle_event("e1", "/", n, ["join" if n == 0 else "FILE_CHANGE", {}])
+    assert len(server.tasks) == 1  # one task per busy socket, not one per event
+    server.run_tasks()
+    assert [h[2] for h in server.handled] == [0, 1, 2, 3, 4]
+    assert d.lanes == {}  # the lane goes when empty
+
+
+def test_past_the_backlog_cursors_coalesce_and_other_events_are_rate_limited():
+    server = Server()
+    Dispatcher(server, backlog=3).install()
+    server._handle_event("e1", "/", 1, ["join", {}])       # first in the lane (its task has not run yet)
+    server._handle_event("e1", "/", 2, cursor(1))          # waiting
+    server._handle_event("e1", "/", 3, ["FILE_CHANGE", {}])  # waiting: backlog full
+    server._handle_event("e1", "/", 4, cursor(2))          # replaces the waiting cursor, which is acked coalesced
+    server._handle_event("e1", "/", 5, ["leave", {}])      # refused at once
+    assert server.acks == [("e1", 2, {"ok": True, "coalesced": True}), ("e1", 5, RATE_LIMITED)]
+    server.run_tasks()
+    assert [(h[1], h[2]) for h in server.handled] == [("join", 1), ("CURSOR_UPDATE", 4), ("FILE_CHANGE", 3)]
+
+
+def test_a_document_socket_that_overruns_its_lane_loses_its_transport_not_an_update():
+    server = Server()
+    Dispatcher(server, backlog=2, merge_limit=0).install()  # no merging: every update waits on its own
+    server._handle_event("e2", NS, None, ["sync-update", b"\x00"])
+    server._handle_event("e2", NS, None, ["sync-update", b"\x01"])
+    server._handle_event("e2", NS, None, ["sync-update", b"\x02"])
+    assert server.disconnected == ["e2"]
+
+
+def test_other_namespaces_synchronous_servers_and_gone_sockets_are_left_alone():
+    server = Server()
+    Dispatcher(server, backlog=4).install()
+    server._handle_event("e3", "/other", 1, ["x"])
+    assert server.library == [("e3", "/other", 1, ["x"])]
+    server._handle_event("gone", "/", 1, ["join", {}])
+    assert server.tasks == []
+    sync = Server(async_handlers=False)
+    Dispatcher(sync, backlog=4).install()
+    sync._handle_event("e4", "/", 1, ["join", {}])
+    assert sync.library == [("e4", "/", 1, ["join", {}])]
+
+
+def test_a_failing_handler_does_not_strand_the_sockets_later_events():
+    server = Server()
+    Dispatcher(server, backlog=4).install()
+    server._handle_event("e5", "/", 1, ["boom"])
+    server._handle_event("e5", "/", 2, ["join", {}])
+    server.run_tasks()
+    assert [h[2] for h in server.handled] == [2]
