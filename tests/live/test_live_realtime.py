@@ -18,7 +18,8 @@ from teams import project_url
 
 from processes import free_port, start_web
 
-pytestmark = pytest.mark.live
+# Stop every web process at once at the end (tests/socket_attacks.py): one by one would wait out each drain.
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("stop_webs_together")]
 
 
 def two_webs(live_env, processes, async_mode="eventlet", **env):
@@ -29,16 +30,6 @@ def two_webs(live_env, processes, async_mode="eventlet", **env):
         webs = [future.result() for future in futures]
     processes.extend(proc for proc, _ in webs)
     return webs
-
-
-@pytest.fixture(autouse=True)
-def _stop_together(processes):
-    """SIGTERM every web process at once, then wait (the `processes` fixture would stop them one by one)."""
-    yield
-    for proc in processes:
-        proc.send_signal(signal.SIGTERM)
-    for proc in processes:
-        proc.stop()
 
 
 def online(base, user, project_id):
