@@ -115,3 +115,25 @@ def test_a_removed_member_is_told_and_disconnected(doc_connect, sio_team, sio_ht
     assert not collab.is_connected(collab.ns)
     told = [p["args"][0]["code"] for p in collab.queue if p["namespace"] == collab.ns and p["name"] == "yjs-error"]
     assert told == ["forbidden"]
+
+
+def test_updates_that_break_yrs_are_refused_and_the_document_stays_whole(doc_connect, sio_team, sio_http):  # noqa: F811
+    """Two malformed updates from tests/unit/test_yjs_wire.py: one Yrs panics on (a PanicException, which no
+    `except Exception` catches), one it applies and then panics on at every later encode (stored, it broke every
+    latecomer's sync). Both are refused with invalid_update, nothing is stored or relayed, the socket keeps editing."""
+    owner, collab = doc_connect(sio_team.owner), doc_connect(sio_team.collaborator)
+    doc = crdt.new_doc()
+    owner.emit("sync-update", typed("hello", doc), namespace=owner.ns)
+    for bad in ("0201020504010004f09f988002020000ffffffffffffffff7f00030103010001",
+                "01020201000043ffffffffffffffffff01050000"):
+        owner.emit("sync-update", bytes.fromhex(bad), namespace=owner.ns)
+    assert [e["code"] for e in received(owner, "yjs-error")] == ["invalid_update", "invalid_update"]
+    owner.emit("sync-update", typed(" world", doc), namespace=owner.ns)
+    assert owner.is_connected(owner.ns)
+    assert len(received(collab, "sync-update")) == 2  # the good ones only
+    late = doc_connect(sio_team.viewer)
+    whole = crdt.new_doc()
+    crdt.apply(whole, late.emit("sync-step-1", crdt.EMPTY_STATE, namespace=late.ns, callback=True))
+    assert crdt.text_of(whole) == "hello world"
+    body = sio_http.get(project_url(sio_team.project_id, "files", PATH), headers=sio_team.viewer.headers).json
+    assert body["content"] == "hello world"

@@ -76,7 +76,7 @@ def compact(document_id: int) -> dict | None:
         crdt.apply(doc, row.snapshot)
     for _, data in updates:
         crdt.apply(doc, data)
-    snapshot, upto = doc.get_update(), updates[-1].id
+    snapshot, upto = crdt.missing_from(doc, crdt.EMPTY_STATE), updates[-1].id
     document = db.session.scalars(sa.select(Document).where(Document.id == document_id).with_for_update()
                                   .execution_options(populate_existing=True)).one_or_none()
     if document is None or document.snapshot_upto != row.snapshot_upto:

@@ -9,18 +9,50 @@ Python slices by code point, so diffs are computed on `str` and their offsets co
 from __future__ import annotations
 
 import difflib
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pycrdt import Doc, Text, TransactionEvent, merge_updates
+
+from . import wire
+
+log = logging.getLogger(__name__)
 
 TEXT_NAME = "content"
 # A Yjs v1 update with no structs and an empty delete set: what an editor that has nothing new sends.
 EMPTY_UPDATE = b"\x00\x00"
+EMPTY_STATE = b"\x00"  # a state vector that has seen nothing
 # Above this many characters in the changed middle, the diff works on lines, not characters (difflib is quadratic).
 _CHAR_DIFF_LIMIT = 20_000
 
 
 class InvalidUpdate(ValueError):
     """The bytes are not a Yjs update (or state vector) Yrs can decode."""
+
+
+def check(update: bytes) -> None:
+    """InvalidUpdate unless `update` is a well-formed Yjs update (`wire`): call it on every update from the network
+    before Yrs sees it."""
+    try:
+        wire.check(update)
+    except wire.MalformedUpdate as exc:
+        raise InvalidUpdate(str(exc)) from exc
+
+
+@contextmanager
+def _decoding() -> Iterator[None]:
+    """Yrs' refusals as InvalidUpdate: its errors, and its panics, which pyo3 raises as `PanicException`, a
+    BaseException that `except Exception` (the store's, the socket lanes') would let through."""
+    try:
+        yield
+    except (ValueError, RuntimeError) as exc:
+        raise InvalidUpdate(str(exc)) from exc
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise  # GreenletExit, KeyboardInterrupt, ...
+        log.warning("Yrs panicked on a document's bytes: %s", exc)
+        raise InvalidUpdate(f"Yrs could not handle it: {exc}") from exc
 
 
 def new_doc() -> Doc:
@@ -35,27 +67,25 @@ def text_of(doc: Doc) -> str:
 
 def merge(first: bytes, second: bytes) -> bytes:
     """One update with the effect of applying `first` then `second` (Yrs' merge); InvalidUpdate if either is not
-    an update."""
-    try:
+    an update. Both come from the network (a socket's waiting updates)."""
+    check(first)
+    check(second)
+    with _decoding():
         return merge_updates(first, second)
-    except (ValueError, RuntimeError) as exc:
-        raise InvalidUpdate(str(exc)) from exc
 
 
 def apply(doc: Doc, update: bytes) -> None:
-    """Apply a Yjs update; InvalidUpdate when Yrs cannot decode it (the doc may then hold part of it: discard it)."""
-    try:
+    """Apply a Yjs update; InvalidUpdate when Yrs cannot decode it (the doc may then hold part of it: discard it).
+    Bytes from the network go through `check` first."""
+    with _decoding():
         doc.apply_update(update)
-    except (ValueError, RuntimeError) as exc:
-        raise InvalidUpdate(str(exc)) from exc
 
 
 def missing_from(doc: Doc, state_vector: bytes) -> bytes:
-    """The update a peer with `state_vector` lacks (the answer to y-socket.io's `sync-step-1`)."""
-    try:
+    """The update a peer with `state_vector` lacks (the answer to y-socket.io's `sync-step-1`; EMPTY_STATE: the
+    whole document)."""
+    with _decoding():
         return doc.get_update(state_vector)
-    except (ValueError, RuntimeError) as exc:
-        raise InvalidUpdate(str(exc)) from exc
 
 
 def replace_text(doc: Doc, new_text: str) -> bytes:

@@ -167,6 +167,7 @@ def apply_update(project_id: int, path: str, user: dict, update: bytes, origin: 
     Raises InvalidUpdate (not a Yjs update), NotFound/Forbidden (role), ValidationFailed (path),
     PayloadTooLarge (the text would exceed MAX_FILE_BYTES), ServiceUnavailable (database down)."""
     validate_path(path)
+    crdt.check(update)  # before Yrs sees it: some malformed updates crash or poison it (documents.wire)
     if update == EMPTY_UPDATE:
         return Change(project_id, path, None, False, EMPTY_UPDATE)
     key = (project_id, path)
