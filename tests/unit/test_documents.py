@@ -4,13 +4,14 @@ through updates, roles, and compaction (the same text before and after, however 
 from __future__ import annotations
 
 import random
+import threading
 import time
 
 import pytest
 import sqlalchemy as sa
 from pycrdt import Doc, Text
 
-from workspace import create_app
+from workspace import create_app, events
 from workspace.documents import compaction, crdt, store
 from workspace.errors import Conflict, Forbidden, PayloadTooLarge
 from workspace.extensions import db
@@ -208,3 +209,82 @@ def test_compaction_is_enqueued_past_the_threshold_and_runs_in_embedded_mode(app
     with app.app_context():
         store.forget(pid, "d.txt")
         assert crdt.text_of(_loaded(pid, "d.txt")) == "kkkkkk"
+
+
+def _group_of_writers(app, pid, path, writes):
+    """Run `writes` ([(user, update)]) in threads while the first one's commit is held back: the first commits
+    alone, the rest wait and are committed together as one group. Returns each writer's outcome (Change or the
+    exception) and the `document_changed` updates announced, in order."""
+    outcomes: dict[int, object] = {}
+    relayed: list[bytes] = []
+
+    def relay(_sender, *, update, **_):
+        relayed.append(update)
+
+    def write(i, user, update):
+        with app.app_context():
+            try:
+                outcomes[i] = store.apply_update(pid, path, user, update, origin=f"sid-{i}")
+            except Exception as exc:  # noqa: BLE001 - the outcome is what the test looks at
+                outcomes[i] = exc
+
+    events.document_changed.connect(relay, sender=app)
+    held = store._lock((pid, path))
+    threads = [threading.Thread(target=write, args=(i, user, update)) for i, (user, update) in enumerate(writes)]
+    try:
+        with held:
+            threads[0].start()
+            _until(lambda: len(app.extensions["documents"].groups.get((pid, path), [1])) == 0)  # it took its own
+            for thread in threads[1:]:
+                thread.start()
+            _until(lambda: len(app.extensions["documents"].groups[(pid, path)]) == len(writes) - 1)
+        for thread in threads:
+            thread.join(10)
+    finally:
+        events.document_changed.disconnect(relay, sender=app)
+    return [outcomes[i] for i in range(len(writes))], relayed
+
+
+def _until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_waiting_writers_of_a_document_are_committed_as_one_group(app, team):
+    """Group commit: the writers that queued behind a commit are stored in one transaction (one row per author)
+    and relayed as one merged update; a viewer among them is refused alone; all of it survives a cold load."""
+    pid, owner, viewer = team["project_id"], team["owner"], team["viewer"]
+    alice, bob, eve = Editor(), Editor(), Editor()
+    with app.app_context():
+        start = alice.type("start ")
+        store.apply_update(pid, "g.txt", owner, start)  # the document and its file exist
+    writes = [(owner, alice.type("a")), (owner, bob.type("b")), (viewer, eve.type("v")), (owner, bob.type("c"))]
+    outcomes, relayed = _group_of_writers(app, pid, "g.txt", writes)
+    assert isinstance(outcomes[2], Forbidden)
+    assert [type(o) for i, o in enumerate(outcomes) if i != 2] == [store.Change] * 3
+    assert outcomes[0].version == 2 and outcomes[1].version == outcomes[3].version == 3  # one file write per group
+    assert stored_rows(app, pid, "g.txt") == 3  # start, a, then b+c merged into one row of their author
+    assert len(relayed) == 2  # "a" alone, then the group as one update carrying both of bob's keystrokes
+    peer = crdt.new_doc()
+    for update in [start, *relayed]:
+        crdt.apply(peer, update)
+    assert sorted(crdt.text_of(peer)) == sorted("start abc")
+    with app.app_context():
+        store.forget(pid, "g.txt")  # as a restarted process: only what was committed
+        text = crdt.text_of(_loaded(pid, "g.txt"))
+    assert sorted(text) == sorted("start abc") and "v" not in text
+    assert file_row(app, pid, "g.txt")[0] == text
+
+
+def test_an_undecodable_update_in_a_group_is_refused_alone(app, team):
+    pid, owner = team["project_id"], team["owner"]
+    alice, bob = Editor(), Editor()
+    writes = [(owner, alice.type("x")), (owner, alice.type("y")), (owner, b"\xff\xff\xff"), (owner, bob.type("z"))]
+    outcomes, relayed = _group_of_writers(app, pid, "h.txt", writes)
+    assert isinstance(outcomes[2], crdt.InvalidUpdate)
+    assert all(isinstance(outcomes[i], store.Change) for i in (0, 1, 3))
+    with app.app_context():
+        store.forget(pid, "h.txt")
+        assert sorted(crdt.text_of(_loaded(pid, "h.txt"))) == sorted("xyz")

@@ -70,8 +70,13 @@ def merge(first: bytes, second: bytes) -> bytes:
     an update. Both come from the network (a socket's waiting updates)."""
     check(first)
     check(second)
+    return merge_all([first, second])
+
+
+def merge_all(updates: list[bytes]) -> bytes:
+    """One update with the effect of all of `updates` (any order: Yjs updates commute); they were `check`ed."""
     with _decoding():
-        return merge_updates(first, second)
+        return merge_updates(*updates)
 
 
 def apply(doc: Doc, update: bytes) -> None:

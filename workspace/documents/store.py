@@ -22,7 +22,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import current_app
@@ -31,12 +31,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from .. import events
-from ..errors import Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
+from ..errors import ApiError, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from ..extensions import db
 from ..files import quota
 from ..files.paths import validate_path
 from ..models import Document, DocumentUpdate, ProjectFile, utcnow
-from ..policy import Action, authorize
+from ..policy import Action, require, roles_of
 from . import compaction, crdt
 from .crdt import EMPTY_UPDATE, InvalidUpdate
 
@@ -74,6 +74,7 @@ class DocumentCache:
     def __init__(self, size: int) -> None:
         self.size = size
         self.entries: OrderedDict[tuple[int, str], _Loaded] = OrderedDict()
+        self.groups: dict[tuple[int, str], list[_Waiting]] = {}  # updates waiting for their group commit
 
     def get(self, key: tuple[int, str]) -> _Loaded | None:
         loaded = self.entries.get(key)
@@ -164,29 +165,123 @@ def _file_exists(project_id: int, path: str) -> bool:
 def apply_update(project_id: int, path: str, user: dict, update: bytes, origin: object = None) -> Change:
     """Apply an editor's Yjs update (owner/collaborator only), store it, materialise the text, then announce it.
 
-    Raises InvalidUpdate (not a Yjs update), NotFound/Forbidden (role), ValidationFailed (path),
-    PayloadTooLarge (the text would exceed MAX_FILE_BYTES), ServiceUnavailable (database down)."""
+    Group commit: the updates of every editor of the document that wait here are stored together (see `_Waiting`);
+    this returns once the caller's own update is committed (and relayed). Raises InvalidUpdate (not a Yjs update),
+    NotFound/Forbidden (role), ValidationFailed (path), PayloadTooLarge (the text would exceed MAX_FILE_BYTES),
+    ServiceUnavailable (database down)."""
     validate_path(path)
     crdt.check(update)  # before Yrs sees it: some malformed updates crash or poison it (documents.wire)
     if update == EMPTY_UPDATE:
         return Change(project_id, path, None, False, EMPTY_UPDATE)
     key = (project_id, path)
-    with _writing(key, user["id"]) as (loaded, document):
-        # Inside the locks: an editor's burst of updates waits on the process lock without holding a database
-        # connection each, and the role is read in the transaction that stores the update.
-        authorize(project_id, user["id"], Action.EDIT)
-        before = crdt.text_of(loaded.doc)
-        crdt.apply(loaded.doc, update)
-        after = crdt.text_of(loaded.doc)
-        _store(loaded, document, update, user["id"])
-        version, created = None, False
-        if after != before or not _file_exists(project_id, path):
-            version, created = _materialize(project_id, path, after, user["id"])
-    _announce(Change(project_id, path, version, created, update), origin)
+    mine = _Waiting(user, update, origin)
+    groups = _cache().groups
+    with _GROUPS_LOCK:
+        queue = groups.get(key)
+        leading = queue is None
+        if leading:
+            groups[key] = queue = []
+        queue.append(mine)
+    if not leading:
+        mine.done.wait()  # green under eventlet/gevent: the hub runs the leader meanwhile
+        leading = mine.lead
+    if leading:
+        _lead(key, queue, groups)
+    if isinstance(mine.outcome, BaseException):
+        raise mine.outcome
+    return mine.outcome
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """An editor's update waiting for its document's next group commit.
+
+    Per document and process, the first writer leads: it takes every update waiting (all editors', in arrival
+    order), commits them in one transaction (`_commit_group`), relays them as one update, wakes their writers and
+    hands the lead to the first update that arrived meanwhile. So a process stores a document's updates at the rate
+    of transactions, not of keystrokes, while each writer still returns only once its update is stored."""
+
+    user: dict
+    update: bytes
+    origin: object
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Change | BaseException | None = None
+    lead: bool = False  # woken to lead the next group rather than with an outcome
+
+
+_GROUPS_LOCK = threading.Lock()  # guards DocumentCache.groups; no section under it switches green threads
+
+
+def _lead(key: tuple[int, str], queue: list[_Waiting], groups: dict) -> None:
+    with _GROUPS_LOCK:
+        batch = queue[:]
+        del queue[:]
+    try:
+        _commit_group(key, batch)
+    finally:
+        for waiting in batch:
+            if waiting.outcome is None:  # the leader itself was interrupted
+                waiting.outcome = ServiceUnavailable("The update was not stored; your editor will resync.",
+                                                     code="storage_unavailable")
+            waiting.done.set()
+        with _GROUPS_LOCK:
+            if queue:
+                queue[0].lead = True
+                queue[0].done.set()
+            else:
+                del groups[key]
+
+
+def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
+    """Store the batch's updates in one transaction and give each waiting writer its outcome; then relay what was
+    stored as one update. Each writer's role is read in that transaction (one query for the batch): a refused one is
+    left out alone. An update that fails the whole transaction (undecodable, file or quota limit) makes the batch
+    retry one update at a time, so only that one is refused."""
+    project_id, path = key
+    accepted: list[_Waiting] = []
+    try:
+        with _writing(key, batch[0].user["id"]) as (loaded, document):
+            roles = roles_of(project_id, {waiting.user["id"] for waiting in batch})
+            before = crdt.text_of(loaded.doc)
+            for waiting in batch:
+                try:
+                    require(roles.get(waiting.user["id"]), Action.EDIT)
+                except ApiError as exc:
+                    waiting.outcome = exc
+                    continue
+                crdt.apply(loaded.doc, waiting.update)
+                accepted.append(waiting)
+            version, created = None, False
+            if accepted:
+                after = crdt.text_of(loaded.doc)
+                _store_group(loaded, document, accepted)
+                if after != before or not _file_exists(project_id, path):
+                    version, created = _materialize(project_id, path, after, accepted[-1].user["id"])
+    except ServiceUnavailable as exc:
+        for waiting in batch:
+            waiting.outcome = exc
+        return
+    except Exception as exc:
+        if len(batch) == 1:
+            batch[0].outcome = exc
+            return
+        for waiting in batch:
+            waiting.outcome = None
+            _commit_group(key, [waiting])
+        return
+    if not accepted:
+        return
+    updates = [waiting.update for waiting in accepted]
+    origins = {id(waiting.origin) for waiting in accepted}
+    # One relay for the group; its writers get their own updates back when there are several (Yjs ignores what it
+    # already has), a lone writer does not.
+    merged = crdt.merge_all(updates) if len(updates) > 1 else updates[0]
+    _announce(Change(project_id, path, version, created, merged), accepted[0].origin if len(origins) == 1 else None)
+    for waiting in accepted:
+        waiting.outcome = Change(project_id, path, version, created, waiting.update)
     if version is not None:
-        events.announce(events.document_edited, project_id=project_id, path=path, version=version, user=user,
-                        content=after)
-    return Change(project_id, path, version, created, update)
+        events.announce(events.document_edited, project_id=project_id, path=path, version=version,
+                        user=accepted[-1].user, content=after)
 
 
 def write_text(project_id: int, path: str, user: dict, content: str, base_version: int | None = None,
@@ -253,14 +348,19 @@ def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loade
 
 
 def _locked_row(key: tuple[int, str]) -> Document:
+    """The document's row, locked for this transaction (created first if there is none: one more round trip)."""
     project_id, path = key
+    locked = (sa.select(Document).where(Document.project_id == project_id, Document.path == path)
+              .with_for_update().execution_options(populate_existing=True))
+    document = db.session.scalars(locked).one_or_none()
+    if document is not None:
+        return document
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     db.session.execute(dialect.insert(Document)
                        .values(project_id=project_id, path=path, snapshot_upto=0, update_count=0,
                                created_at=utcnow())
                        .on_conflict_do_nothing(index_elements=["project_id", "path"]))
-    return db.session.scalars(sa.select(Document).where(Document.project_id == project_id, Document.path == path)
-                              .with_for_update().execution_options(populate_existing=True)).one()
+    return db.session.scalars(locked).one()
 
 
 def _seed(loaded: _Loaded, document: Document, key: tuple[int, str], user_id: int | None) -> None:
@@ -269,6 +369,21 @@ def _seed(loaded: _Loaded, document: Document, key: tuple[int, str], user_id: in
                                                                       ProjectFile.path == key[1]))
     if content:
         _store(loaded, document, crdt.replace_text(loaded.doc, content), user_id)
+
+
+def _store_group(loaded: _Loaded, document: Document, group: list[_Waiting]) -> None:
+    """One stored row per author in the group (their updates merged): one INSERT for the whole group."""
+    by_user: dict[int, list[bytes]] = {}
+    for waiting in group:
+        by_user.setdefault(waiting.user["id"], []).append(waiting.update)
+    now = utcnow()
+    rows = [{"document_id": document.id, "data": crdt.merge_all(updates) if len(updates) > 1 else updates[0],
+             "user_id": user_id, "created_at": now} for user_id, updates in by_user.items()]
+    if len(rows) == 1:
+        return _store(loaded, document, rows[0]["data"], rows[0]["user_id"])
+    ids = db.session.scalars(sa.insert(DocumentUpdate).returning(DocumentUpdate.id), rows).all()
+    loaded.last_id = max(ids)
+    document.update_count += len(rows)
 
 
 def _store(loaded: _Loaded, document: Document, update: bytes, user_id: int | None) -> None:
