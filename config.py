@@ -126,6 +126,9 @@ class Config:
         self.COEDIT_MAX_AWARENESS_BYTES = _int("COEDIT_MAX_AWARENESS_BYTES", 8192)
         # Co-editing: awareness updates relayed per second per socket (burst twice that); the excess is dropped.
         self.COEDIT_AWARENESS_RATE_PER_SECOND = _int("COEDIT_AWARENESS_RATE_PER_SECOND", 20)
+        # Co-editing: seconds over which a document's awareness messages (carets) are merged into one relayed message
+        # (the latest state per client); 0 relays each message at once.
+        self.COEDIT_AWARENESS_TICK = float(_env("COEDIT_AWARENESS_TICK", "0.05"))
         # Co-editing: refused messages (invalid_update, too_large) a socket may send before it is disconnected.
         self.COEDIT_MAX_STRIKES = _int("COEDIT_MAX_STRIKES", 5)
         # Co-editing: stored updates since the last snapshot that make a document due for compaction (an RQ job).

@@ -74,7 +74,8 @@ def test_bad_messages_are_refused_then_the_socket_is_closed(doc_connect, sio_tea
     assert last == ["invalid_update", "too_many_errors"]
 
 
-def test_awareness_is_relayed_filtered_and_removed_at_disconnect(doc_connect, sio_team):  # noqa: F811
+def test_awareness_is_relayed_filtered_and_removed_at_disconnect(doc_connect, sio_team, sio_app):  # noqa: F811
+    sio_app.config["COEDIT_AWARENESS_TICK"] = 0  # each message relayed at once
     alice, bob = doc_connect(sio_team.owner), doc_connect(sio_team.collaborator)
     mine = awareness.Entry(client_id=11, clock=1, state='{"user":{"name":"Alice"}}')
     alice.emit("awareness-update", awareness.encode([mine]), namespace=alice.ns)
@@ -88,6 +89,24 @@ def test_awareness_is_relayed_filtered_and_removed_at_disconnect(doc_connect, si
     assert awareness.decode(received(carol, "awareness-update")[-1]) == [mine]
     alice.disconnect(alice.ns)
     assert awareness.decode(received(bob, "awareness-update")[-1]) == [awareness.Entry(11, 2, "null")]
+
+
+def test_awareness_of_a_document_is_merged_per_tick(doc_connect, sio_team, sio_app):  # noqa: F811
+    """Within a tick, every client's latest state goes out in one message to every socket of the document."""
+    sio_app.config["COEDIT_AWARENESS_TICK"] = 0.2
+    alice, bob = doc_connect(sio_team.owner), doc_connect(sio_team.collaborator)
+    # Alice's caret moves twice (then an older state arrives late: ignored), Bob's once.
+    for sio, client_id, clock in ((alice, 11, 1), (bob, 22, 1), (alice, 11, 3), (alice, 11, 2)):
+        sio.emit("awareness-update", awareness.encode([awareness.Entry(client_id, clock, f'{{"n":{clock}}}')]),
+                 namespace=sio.ns)
+    assert not received(bob, "awareness-update")  # not before the tick
+    socketio.sleep(0.5)
+    merged = [awareness.Entry(11, 3, '{"n":3}'), awareness.Entry(22, 1, '{"n":1}')]
+    for sio in (alice, bob):
+        assert [sorted(awareness.decode(m), key=lambda e: e.client_id) for m in received(sio, "awareness-update")] \
+            == [merged]
+    carol = doc_connect(sio_team.viewer)  # remembered for newcomers too
+    assert sorted(awareness.decode(received(carol, "awareness-update")[-1]), key=lambda e: e.client_id) == merged
 
 
 def test_auth_hands_over_a_fresh_token_of_the_same_user(doc_connect, sio_team):  # noqa: F811

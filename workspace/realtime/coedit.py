@@ -6,8 +6,10 @@ goes through the write path below) and `awareness-update` with the document's cu
 - `sync-step-1` (client → server, state vector) is acked with the update the client is missing;
 - `sync-update` (a Yjs update) is size-checked, the caller's role checked, applied and stored by the document
   store, and relayed by the store's `document_changed` signal to the document's other clients on every process;
-- `awareness-update` is size- and rate-capped, filtered to the client ids this socket speaks for, remembered, and
-  relayed to the others; when the socket goes, its clients' removal is relayed.
+- `awareness-update` is size- and rate-capped, filtered to the client ids this socket speaks for, and merged with
+  the document's other waiting states: once per COEDIT_AWARENESS_TICK one message with each changed client's latest
+  state is remembered and relayed to the document (0: each message at once, to the others); when the socket goes,
+  its clients' removal is relayed.
 Refusals are `yjs-error` `{code, message}`; a socket that keeps sending refused updates is disconnected.
 
 Handlers are registered for the catch-all namespace `*`; python-socketio picks a namespace's own handlers first,
@@ -75,12 +77,14 @@ class Editor:
 
 
 class Coedit:
-    """This app's document sockets and its pending (batched) FILE_CHANGE notifications."""
+    """This app's document sockets and its pending (batched) FILE_CHANGE notifications and awareness states."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.editors: dict[str, Editor] = {}
         self.pending_file_changes: dict[tuple[int, str], dict[str, Any]] = {}
+        # Per document namespace: the awareness entries to send at its next tick (client id -> latest entry).
+        self.pending_awareness: dict[str, dict[int, awareness.Entry]] = {}
 
 
 def _state() -> Coedit:
@@ -154,6 +158,9 @@ def on_disconnect(reason: Any = None) -> None:
     if editor is None:
         return
     _untrack(editor, request.sid)
+    pending = _state().pending_awareness.get(editor.namespace)
+    for client_id in editor.clients if pending else ():
+        pending.pop(client_id, None)  # not brought back after its removal below
     if editor.clients:
         gone = awareness.removal(list(editor.clients.values()))
         try:
@@ -270,11 +277,38 @@ def on_awareness_update(message: Any = None, *_: Any) -> None:
         own.append(entry)
     if not own:
         return
+    tick = current_app.config["COEDIT_AWARENESS_TICK"]
+    if tick <= 0:
+        return _send_awareness(editor.namespace, own, skip_sid=request.sid)
+    state = _state()
+    pending = state.pending_awareness.get(editor.namespace)
+    if pending is None:
+        state.pending_awareness[editor.namespace] = pending = {}
+        socketio.start_background_task(_flush_awareness, state, editor.namespace, tick)
+    for entry in own:
+        known = pending.get(entry.client_id)
+        if known is None or entry.clock >= known.clock:  # a client's latest state wins, as in y-protocols
+            pending[entry.client_id] = entry
+
+
+def _flush_awareness(state: Coedit, namespace: str, tick: float) -> None:
+    """One awareness message per document per tick with the latest state of every client that changed, to every
+    socket of the document (its senders too: y-protocols ignores a state whose clock it already has)."""
+    socketio.sleep(tick)
+    entries = list(state.pending_awareness.pop(namespace, {}).values())
+    if entries:
+        with state.app.app_context():
+            _send_awareness(namespace, entries)
+
+
+def _send_awareness(namespace: str, entries: list[awareness.Entry], skip_sid: str | None = None) -> None:
     try:
-        awareness.remember(editor.namespace, own)
+        awareness.remember(namespace, entries)
     except redis.RedisError as exc:
         log.warning("awareness not remembered, Redis unavailable: %s", exc)
-    socketio.emit("awareness-update", awareness.encode(own), namespace=editor.namespace, skip_sid=request.sid)
+    for start in range(0, len(entries), awareness.MAX_ENTRIES):
+        socketio.emit("awareness-update", awareness.encode(entries[start:start + awareness.MAX_ENTRIES]),
+                      namespace=namespace, skip_sid=skip_sid)
 
 
 def on_auth(payload: Any = None, *_: Any) -> dict[str, Any]:
