@@ -68,6 +68,33 @@ class _Loaded:
     last_id: int = 0  # highest stored update (or snapshot_upto) applied to `doc`
 
 
+@dataclass
+class _Row:
+    """The document's row as locked by a write; `stored` counts the updates the write adds."""
+
+    id: int
+    snapshot_upto: int
+    update_count: int
+    stored: int = 0
+
+
+# The write path's statements, built once: building a statement costs more than its round trip, and a prebuilt one
+# hits SQLAlchemy's compiled cache at once. Run on the session's connection (Core), not through the ORM.
+_documents, _updates, _files = Document.__table__, DocumentUpdate.__table__, ProjectFile.__table__
+_LOCK_ROW = (sa.select(_documents.c.id, _documents.c.snapshot_upto, _documents.c.update_count)
+             .where(_documents.c.project_id == sa.bindparam("project_id"), _documents.c.path == sa.bindparam("path"))
+             .with_for_update())
+_CATCH_UP = (sa.select(_updates.c.id, _updates.c.data)
+             .where(_updates.c.document_id == sa.bindparam("document_id"), _updates.c.id > sa.bindparam("after"))
+             .order_by(_updates.c.id))
+_INSERT_UPDATES = sa.insert(_updates).returning(_updates.c.id)
+_COUNT_STORED = (sa.update(_documents).where(_documents.c.id == sa.bindparam("document_id"))
+                 .values(update_count=_documents.c.update_count + sa.bindparam("stored")))
+_SAVE_FILE = (sa.update(_files)
+              .where(_files.c.project_id == sa.bindparam("file_project"), _files.c.path == sa.bindparam("file_path"))
+              .values(version=_files.c.version + 1).returning(_files.c.version))
+
+
 class DocumentCache:
     """This app's decoded documents, least recently used dropped first."""
 
@@ -146,9 +173,7 @@ def _caught_up(key: tuple[int, str], document_id: int, snapshot_upto: int) -> _L
         if snapshot:
             crdt.apply(loaded.doc, snapshot)
         loaded.last_id = snapshot_upto
-    rows = db.session.execute(sa.select(DocumentUpdate.id, DocumentUpdate.data)
-                              .where(DocumentUpdate.document_id == document_id, DocumentUpdate.id > loaded.last_id)
-                              .order_by(DocumentUpdate.id))
+    rows = db.session.connection().execute(_CATCH_UP, {"document_id": document_id, "after": loaded.last_id})
     for update_id, data in rows:
         crdt.apply(loaded.doc, data)
         loaded.last_id = update_id
@@ -323,7 +348,7 @@ def delete_text(project_id: int, path: str, user: dict, origin: object = None) -
 
 
 @contextmanager
-def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loaded, Document]]:
+def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loaded, _Row]]:
     """Under the document's locks, the caught-up document and its (locked) row; commits on success. On any error
     rolls back and forgets the cached document, which may already hold the refused change."""
     with _lock(key):
@@ -333,7 +358,10 @@ def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loade
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
             yield loaded, document
-            document_id, stored = document.id, document.update_count
+            if document.stored:
+                db.session.connection().execute(_COUNT_STORED, {"document_id": document.id,
+                                                                "stored": document.stored})
+            document_id, stored = document.id, document.update_count + document.stored
             db.session.commit()
         except DBAPIError as exc:
             db.session.rollback()
@@ -347,23 +375,22 @@ def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loade
     compaction.schedule_if_due(document_id, stored)
 
 
-def _locked_row(key: tuple[int, str]) -> Document:
+def _locked_row(key: tuple[int, str]) -> _Row:
     """The document's row, locked for this transaction (created first if there is none: one more round trip)."""
     project_id, path = key
-    locked = (sa.select(Document).where(Document.project_id == project_id, Document.path == path)
-              .with_for_update().execution_options(populate_existing=True))
-    document = db.session.scalars(locked).one_or_none()
-    if document is not None:
-        return document
+    params = {"project_id": project_id, "path": path}
+    row = db.session.connection().execute(_LOCK_ROW, params).first()
+    if row is not None:
+        return _Row(*row)
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     db.session.execute(dialect.insert(Document)
                        .values(project_id=project_id, path=path, snapshot_upto=0, update_count=0,
                                created_at=utcnow())
                        .on_conflict_do_nothing(index_elements=["project_id", "path"]))
-    return db.session.scalars(locked).one()
+    return _Row(*db.session.connection().execute(_LOCK_ROW, params).one())
 
 
-def _seed(loaded: _Loaded, document: Document, key: tuple[int, str], user_id: int | None) -> None:
+def _seed(loaded: _Loaded, document: _Row, key: tuple[int, str], user_id: int | None) -> None:
     """A file written before co-editing existed has text but no history: its text becomes the first update."""
     content = db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.project_id == key[0],
                                                                       ProjectFile.path == key[1]))
@@ -371,7 +398,7 @@ def _seed(loaded: _Loaded, document: Document, key: tuple[int, str], user_id: in
         _store(loaded, document, crdt.replace_text(loaded.doc, content), user_id)
 
 
-def _store_group(loaded: _Loaded, document: Document, group: list[_Waiting]) -> None:
+def _store_group(loaded: _Loaded, document: _Row, group: list[_Waiting]) -> None:
     """One stored row per author in the group (their updates merged): one INSERT for the whole group."""
     by_user: dict[int, list[bytes]] = {}
     for waiting in group:
@@ -379,20 +406,19 @@ def _store_group(loaded: _Loaded, document: Document, group: list[_Waiting]) -> 
     now = utcnow()
     rows = [{"document_id": document.id, "data": crdt.merge_all(updates) if len(updates) > 1 else updates[0],
              "user_id": user_id, "created_at": now} for user_id, updates in by_user.items()]
-    if len(rows) == 1:
-        return _store(loaded, document, rows[0]["data"], rows[0]["user_id"])
-    ids = db.session.scalars(sa.insert(DocumentUpdate).returning(DocumentUpdate.id), rows).all()
+    _insert(loaded, document, rows)
+
+
+def _store(loaded: _Loaded, document: _Row, update: bytes, user_id: int | None) -> None:
+    _insert(loaded, document, [{"document_id": document.id, "data": update, "user_id": user_id,
+                                "created_at": utcnow()}])
+
+
+def _insert(loaded: _Loaded, document: _Row, rows: list[dict]) -> None:
+    # One row: a plain INSERT ... RETURNING; several: one multi-row INSERT (SQLAlchemy's "insertmanyvalues").
+    ids = db.session.connection().execute(_INSERT_UPDATES, rows[0] if len(rows) == 1 else rows).scalars().all()
     loaded.last_id = max(ids)
-    document.update_count += len(rows)
-
-
-def _store(loaded: _Loaded, document: Document, update: bytes, user_id: int | None) -> None:
-    update_id = db.session.scalar(sa.insert(DocumentUpdate)
-                                  .values(document_id=document.id, data=update, user_id=user_id,
-                                          created_at=utcnow())
-                                  .returning(DocumentUpdate.id))
-    loaded.last_id = update_id
-    document.update_count += 1
+    document.stored += len(rows)
 
 
 def _materialize(project_id: int, path: str, text: str, user_id: int) -> tuple[int, bool]:
@@ -406,10 +432,8 @@ def _materialize(project_id: int, path: str, text: str, user_id: int) -> tuple[i
         raise ValidationFailed("File content must not contain NUL characters.", code="invalid_content")
     quota.check_write(project_id, path, size)
     values = {"content": text, "size": size, "updated_by": user_id, "updated_at": utcnow()}
-    version = db.session.scalar(sa.update(ProjectFile)
-                                .where(ProjectFile.project_id == project_id, ProjectFile.path == path)
-                                .values(**values, version=ProjectFile.version + 1)
-                                .returning(ProjectFile.version))
+    version = db.session.connection().execute(_SAVE_FILE, {"file_project": project_id, "file_path": path,
+                                                           **values}).scalar()
     if version is not None:
         return version, False
     db.session.execute(sa.insert(ProjectFile).values(project_id=project_id, path=path, version=1, **values))
