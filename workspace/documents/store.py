@@ -74,16 +74,23 @@ class _Row:
 
     id: int
     snapshot_upto: int
-    update_count: int
+    update_count: int  # before this write
+    expected: int  # already added to the stored counter by the lock
+    quota_locked: bool
     stored: int = 0
 
 
 # The write path's statements, built once: building a statement costs more than its round trip, and a prebuilt one
 # hits SQLAlchemy's compiled cache at once. Run on the session's connection (Core), not through the ORM.
 _documents, _updates, _files = Document.__table__, DocumentUpdate.__table__, ProjectFile.__table__
-_LOCK_ROW = (sa.select(_documents.c.id, _documents.c.snapshot_upto, _documents.c.update_count)
-             .where(_documents.c.project_id == sa.bindparam("project_id"), _documents.c.path == sa.bindparam("path"))
-             .with_for_update())
+# Locks the row by counting the updates the write expects to store (an UPDATE locks as SELECT ... FOR UPDATE does,
+# and the counter needs no statement of its own); with the quota's lock taken right after, in the same round trip.
+_LOCK_ROW = (sa.update(_documents)
+             .where(_documents.c.project_id == sa.bindparam("row_project"),
+                    _documents.c.path == sa.bindparam("row_path"))
+             .values(update_count=_documents.c.update_count + sa.bindparam("expected"))
+             .returning(_documents.c.id, _documents.c.snapshot_upto, _documents.c.update_count))
+_LOCK_ROW_AND_QUOTA = _LOCK_ROW.returning(quota.lock_of(_documents.c.project_id))
 _CATCH_UP = (sa.select(_updates.c.id, _updates.c.data)
              .where(_updates.c.document_id == sa.bindparam("document_id"), _updates.c.id > sa.bindparam("after"))
              .order_by(_updates.c.id))
@@ -265,7 +272,8 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
     project_id, path = key
     accepted: list[_Waiting] = []
     try:
-        with _writing(key, batch[0].user["id"]) as (loaded, document):
+        authors = len({waiting.user["id"] for waiting in batch})  # one stored row each, unless refused
+        with _writing(key, batch[0].user["id"], expected=authors) as (loaded, document):
             roles = roles_of(project_id, {waiting.user["id"] for waiting in batch})
             before = crdt.text_of(loaded.doc)
             for waiting in batch:
@@ -281,7 +289,8 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
                 after = crdt.text_of(loaded.doc)
                 _store_group(loaded, document, accepted)
                 if after != before or not _file_exists(project_id, path):
-                    version, created = _materialize(project_id, path, after, accepted[-1].user["id"])
+                    version, created = _materialize(project_id, path, after, accepted[-1].user["id"],
+                                                    document.quota_locked)
     except ServiceUnavailable as exc:
         for waiting in batch:
             waiting.outcome = exc
@@ -324,7 +333,7 @@ def write_text(project_id: int, path: str, user: dict, content: str, base_versio
         update = crdt.replace_text(loaded.doc, content)
         if update != EMPTY_UPDATE:
             _store(loaded, document, update, user["id"])
-        version, created = _materialize(project_id, path, content, user["id"])
+        version, created = _materialize(project_id, path, content, user["id"], document.quota_locked)
     change = Change(project_id, path, version, created, update)
     _announce(change, origin)
     return change
@@ -348,19 +357,20 @@ def delete_text(project_id: int, path: str, user: dict, origin: object = None) -
 
 
 @contextmanager
-def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loaded, _Row]]:
+def _writing(key: tuple[int, str], user_id: int | None, expected: int = 0) -> Iterator[tuple[_Loaded, _Row]]:
     """Under the document's locks, the caught-up document and its (locked) row; commits on success. On any error
-    rolls back and forgets the cached document, which may already hold the refused change."""
+    rolls back and forgets the cached document, which may already hold the refused change. `expected`: how many
+    updates the write will likely store (counted with the lock; corrected at the end if it stored another number)."""
     with _lock(key):
         try:
-            document = _locked_row(key)
+            document = _locked_row(key, expected)
             loaded = _caught_up(key, document.id, document.snapshot_upto)
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
             yield loaded, document
-            if document.stored:
+            if document.stored != document.expected:
                 db.session.connection().execute(_COUNT_STORED, {"document_id": document.id,
-                                                                "stored": document.stored})
+                                                                "stored": document.stored - document.expected})
             document_id, stored = document.id, document.update_count + document.stored
             db.session.commit()
         except DBAPIError as exc:
@@ -375,19 +385,24 @@ def _writing(key: tuple[int, str], user_id: int | None) -> Iterator[tuple[_Loade
     compaction.schedule_if_due(document_id, stored)
 
 
-def _locked_row(key: tuple[int, str]) -> _Row:
-    """The document's row, locked for this transaction (created first if there is none: one more round trip)."""
+def _locked_row(key: tuple[int, str], expected: int) -> _Row:
+    """The document's row, locked for this transaction (created first if there is none: one more round trip), and
+    the project's quota lock when quotas apply, taken after it as every file write does (no deadlock)."""
     project_id, path = key
-    params = {"project_id": project_id, "path": path}
-    row = db.session.connection().execute(_LOCK_ROW, params).first()
+    connection = db.session.connection()
+    quota_locked = connection.dialect.name == "postgresql" and quota.enabled()
+    statement = _LOCK_ROW_AND_QUOTA if quota_locked else _LOCK_ROW
+    params = {"row_project": project_id, "row_path": path, "expected": expected}
+    row = connection.execute(statement, params).first()
     if row is not None:
-        return _Row(*row)
+        return _Row(row[0], row[1], row[2] - expected, expected, quota_locked)
     dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     db.session.execute(dialect.insert(Document)
                        .values(project_id=project_id, path=path, snapshot_upto=0, update_count=0,
                                created_at=utcnow())
                        .on_conflict_do_nothing(index_elements=["project_id", "path"]))
-    return _Row(*db.session.connection().execute(_LOCK_ROW, params).one())
+    row = connection.execute(statement, params).one()
+    return _Row(row[0], row[1], row[2] - expected, expected, quota_locked)
 
 
 def _seed(loaded: _Loaded, document: _Row, key: tuple[int, str], user_id: int | None) -> None:
@@ -421,8 +436,9 @@ def _insert(loaded: _Loaded, document: _Row, rows: list[dict]) -> None:
     document.stored += len(rows)
 
 
-def _materialize(project_id: int, path: str, text: str, user_id: int) -> tuple[int, bool]:
-    """Write the document's text into its file row (version + 1, or a new file at version 1)."""
+def _materialize(project_id: int, path: str, text: str, user_id: int, quota_locked: bool) -> tuple[int, bool]:
+    """Write the document's text into its file row (version + 1, or a new file at version 1); `quota_locked`: the
+    project's quota lock is held already."""
     size = len(text.encode("utf-8"))
     limit = current_app.config["MAX_FILE_BYTES"]
     if size > limit:
@@ -430,7 +446,7 @@ def _materialize(project_id: int, path: str, text: str, user_id: int) -> tuple[i
                               details={"size": size, "max_bytes": limit})
     if "\x00" in text:
         raise ValidationFailed("File content must not contain NUL characters.", code="invalid_content")
-    quota.check_write(project_id, path, size)
+    quota.check_write(project_id, path, size, locked=quota_locked)
     values = {"content": text, "size": size, "updated_by": user_id, "updated_at": utcnow()}
     version = db.session.connection().execute(_SAVE_FILE, {"file_project": project_id, "file_path": path,
                                                            **values}).scalar()

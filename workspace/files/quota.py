@@ -20,21 +20,33 @@ from ..models import ProjectFile
 _LOCK_NAMESPACE = 0x51F0
 # Built once: every file write runs them, co-editing several times a second per document.
 _files = ProjectFile.__table__
-_LOCK = sa.select(sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, sa.bindparam("project_id")))
+
+
+def lock_of(project_id: sa.ColumnElement) -> sa.ColumnElement:
+    """The SQL that takes the project's quota lock (PostgreSQL), for a statement that takes it with other work."""
+    return sa.func.pg_advisory_xact_lock(_LOCK_NAMESPACE, project_id)
+
+
+_LOCK = sa.select(lock_of(sa.bindparam("project_id")))
 _USAGE = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_files.c.size), 0),
                     sa.func.max(sa.case((_files.c.path == sa.bindparam("path"), _files.c.size))))
           .where(_files.c.project_id == sa.bindparam("project_id")))
 
 
-def check_write(project_id: int, path: str, new_size: int) -> None:
+def enabled() -> bool:
+    return bool(current_app.config["MAX_FILES_PER_PROJECT"] or current_app.config["MAX_PROJECT_BYTES"])
+
+
+def check_write(project_id: int, path: str, new_size: int, locked: bool = False) -> None:
     """Raise PayloadTooLarge (413) when writing `new_size` bytes at `path` would take the project past its file
-    count (a new path) or byte total; call it inside the write's transaction, before the row is written."""
+    count (a new path) or byte total; call it inside the write's transaction, before the row is written.
+    `locked`: the transaction already took the project's lock (`lock_of`)."""
+    if not enabled():
+        return
     max_files = current_app.config["MAX_FILES_PER_PROJECT"]
     max_bytes = current_app.config["MAX_PROJECT_BYTES"]
-    if not max_files and not max_bytes:
-        return
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql" and not locked:
         connection.execute(_LOCK, {"project_id": project_id})
     count, total, current = connection.execute(_USAGE, {"project_id": project_id, "path": path}).one()
     if current is None and max_files and count >= max_files:
