@@ -278,13 +278,18 @@ def test_waiting_writers_of_a_document_are_committed_as_one_group(app, team):
     assert file_row(app, pid, "g.txt")[0] == text
 
 
-def test_an_undecodable_update_in_a_group_is_refused_alone(app, team):
+def test_an_update_that_fails_its_group_is_refused_alone(app, team):
+    """One update that fails the whole transaction (here: the text would pass the file limit) makes its group retry
+    one by one: only it is refused."""
+    app.config["MAX_FILE_BYTES"] = 10
     pid, owner = team["project_id"], team["owner"]
-    alice, bob = Editor(), Editor()
-    writes = [(owner, alice.type("x")), (owner, alice.type("y")), (owner, b"\xff\xff\xff"), (owner, bob.type("z"))]
+    alice, bob, carol = Editor(), Editor(), Editor()
+    writes = [(owner, alice.type("x")), (owner, alice.type("y")), (owner, carol.type("0123456789")),
+              (owner, bob.type("z"))]
     outcomes, relayed = _group_of_writers(app, pid, "h.txt", writes)
-    assert isinstance(outcomes[2], crdt.InvalidUpdate)
+    assert isinstance(outcomes[2], PayloadTooLarge)
     assert all(isinstance(outcomes[i], store.Change) for i in (0, 1, 3))
+    assert len(relayed) == 3  # x alone, then y and z one by one
     with app.app_context():
         store.forget(pid, "h.txt")
         assert sorted(crdt.text_of(_loaded(pid, "h.txt"))) == sorted("xyz")
