@@ -117,16 +117,21 @@ class Bench:
 
     def bare_rq(self, jobs: int) -> float:
         """The peer: RQ alone, a SimpleWorker draining echo jobs (`dict(payload)` returns a copy of the payload) with
-        the JSON serializer and result TTL ours use; no database, no events. Jobs/min from RQ's own timestamps."""
+        the JSON serializer, result TTL and log level ours use; no database, no events. Jobs/min from RQ's own
+        timestamps."""
         import redis
         from rq import Queue
         from rq.registry import FinishedJobRegistry
         from rq.serializers import JSONSerializer
 
-        queue = Queue(f"{self.prefix}bare", connection=redis.Redis.from_url(REDIS_URL), serializer=JSONSerializer)
+        # A queue of its own per round: RQ keeps finished jobs in its registry for their result TTL.
+        queue = Queue(f"{self.prefix}bare-{uuid.uuid4().hex[:6]}", connection=redis.Redis.from_url(REDIS_URL),
+                      serializer=JSONSerializer)
         ids = [queue.enqueue("builtins.dict", {"n": n}, result_ttl=60).id for n in range(jobs)]
+        # Logging at our worker's level (LOG_LEVEL): RQ's default INFO writes three lines per job.
         proc = start([sys.executable, "-m", "rq.cli", "worker", "--burst", "-w", "rq.SimpleWorker",
                       "--serializer", "rq.serializers.JSONSerializer", "--url", REDIS_URL,
+                      "--logging_level", self.env["LOG_LEVEL"],
                       "--name", f"bench-bare-{uuid.uuid4().hex[:6]}", queue.name], self.env, "bench-bare")
         self.procs.append(proc)
         proc.popen.wait(PHASE_TIMEOUT)
