@@ -18,6 +18,7 @@ from rq.exceptions import AbandonedJobError
 from rq.job import Job as RQJob
 from rq.timeouts import JobTimeoutException
 
+from ..db_pool import HeldConnection
 from ..extensions import db
 from . import execution, queue, service
 
@@ -40,6 +41,9 @@ def worker_app() -> Flask:
             app.extensions["socketio_emitter"] = SocketIO(message_queue=app.config["REDIS_URL"],
                                                           channel=app.config["SOCKETIO_CHANNEL"],
                                                           async_mode="threading")
+        with app.app_context():
+            # The job loop is one thread: the claim and completion of every job run on one held connection.
+            app.extensions["jobs_connection"] = HeldConnection(db.engine, app.config["DB_IDLE_PING_SECONDS"])
         _state.update(app=app, pid=os.getpid())
     elif _state["pid"] != os.getpid():
         with app.app_context():
