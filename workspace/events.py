@@ -20,6 +20,8 @@ from typing import Any
 from blinker import NamedSignal
 from flask import current_app
 
+from .extensions import redis_store
+
 
 class DomainEvent(NamedSignal):
     """A blinker signal whose receivers run in connection order (blinker itself keeps them in a set)."""
@@ -75,5 +77,7 @@ batch (FILE_CHANGE goes out at most once per document per COEDIT_FILE_CHANGE_INT
 
 
 def announce(event: DomainEvent, **kwargs: Any) -> None:
-    """Send `event` from the current app to its subscribers. Call after the commit."""
-    event.send(current_app._get_current_object(), **kwargs)
+    """Send `event` from the current app to its subscribers. Call after the commit. Their best-effort Redis writes
+    (metrics) go out with the event's own round trip (see redis_store.batch)."""
+    with redis_store.batch():
+        event.send(current_app._get_current_object(), **kwargs)

@@ -7,16 +7,28 @@ fakeredis runs the Lua scripts too).
 The pools wait for a free connection (`BlockingConnectionPool`, up to REDIS_POOL_TIMEOUT seconds) instead of
 failing with "Too many connections" once REDIS_MAX_CONNECTIONS are in use: a burst of socket events queues for a
 moment rather than turning into `service_unavailable` acks for everyone in the process.
+
+Best-effort writes (metrics) made while a domain event is announced ride along with the round trip that announces
+it (`batch`), instead of costing one of their own.
 """
 
 from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
 
 import fakeredis
 import redis
 from flask import Flask, current_app
 
+log = logging.getLogger(__name__)
+
 # One in-memory "server" per process, shared by every app instance in it (as a real Redis would be).
 _EMBEDDED_SERVER = fakeredis.FakeServer()
+# The best-effort writes waiting for this thread's next round trip (None: no batch open). Green under eventlet/gevent.
+_later = threading.local()
 
 
 def blocking_pool(app: Flask, url: str, **options) -> redis.BlockingConnectionPool:
@@ -49,3 +61,45 @@ class RedisStore:
     @property
     def embedded(self) -> bool:
         return not current_app.config.get("REDIS_URL")
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Best-effort writes queued meanwhile (`later`) go out with the first round trip that takes them
+        (`take_later`), or together in one pipeline when the block ends. Nested blocks are one batch."""
+        if getattr(_later, "writes", None) is not None:
+            yield
+            return
+        _later.writes = []
+        try:
+            yield
+        finally:
+            writes, _later.writes = _later.writes, None
+            if writes:
+                try:
+                    self.write(writes)
+                except redis.RedisError as exc:
+                    log.debug("best-effort writes lost: %s", exc)
+
+    def later(self, write: Callable[[redis.client.Pipeline], None]) -> bool:
+        """Queue a best-effort write (commands issued on the pipeline it is given) in the open batch; False when
+        none is open (the caller writes now)."""
+        writes = getattr(_later, "writes", None)
+        if writes is None:
+            return False
+        writes.append(write)
+        return True
+
+    def take_later(self) -> list[Callable[[redis.client.Pipeline], None]]:
+        """The queued best-effort writes, for a round trip that sends them along (its pipeline ignores their errors)."""
+        writes = getattr(_later, "writes", None)
+        if not writes:
+            return []
+        _later.writes = []
+        return writes
+
+    def write(self, writes: list[Callable[[redis.client.Pipeline], None]]) -> None:
+        """Run best-effort writes now, in one pipeline (their errors are the caller's to ignore)."""
+        pipe = self.client.pipeline(transaction=False)
+        for write in writes:
+            write(pipe)
+        pipe.execute()

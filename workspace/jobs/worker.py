@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 from rq import SimpleWorker, Worker
 from rq.exceptions import StopRequested
+from rq.job import Job as RQJob
+from rq.job import JobStatus as RQStatus
 from rq.serializers import JSONSerializer
+from rq.utils import now as rq_now
 
 from .queue import rq_queue
 from .service import reap_lost_jobs
 from .tasks import worker_app
 
 log = logging.getLogger(__name__)
+
+# Seconds within which a standalone heartbeat repeats the last one (see LeanMixin).
+HEARTBEAT_EVERY = 1.0
 
 
 class ReapingMixin:
@@ -37,12 +44,55 @@ class ReapingMixin:
             log.exception("job reaper pass failed")
 
 
-class ReapingSimpleWorker(ReapingMixin, SimpleWorker):
-    """SimpleWorker (runs jobs in its own process) + the reaper."""
+class LeanMixin:
+    """Drops the Redis writes RQ's loop repeats per job without changing what they record.
+
+    RQ refreshes the worker's key standalone three times per job (before and after the dequeue, after the job), two
+    round trips each, besides the refresh in its suspension check's pipeline at the top of every loop: a standalone
+    refresh within HEARTBEAT_EVERY seconds of the last is skipped (the key's TTL, worker_ttl + 60 s or more, was set
+    then, so it still covers the blocking dequeue that follows). It also writes the worker's state `idle` twice per
+    job; a standalone write of the state the key already holds is skipped. Writes inside RQ's pipelines all happen.
+    RQ's suspension check (a round trip whose pipeline carries a heartbeat) runs at the top of every loop: here once
+    per HEARTBEAT_EVERY seconds. A succeeded job's last heartbeat is saved with the rest of the job by RQ's success
+    pipeline, not on its own.
+    """
+
+    _beat_at = float("-inf")
+    _suspension_checked_at = float("-inf")
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # `rq suspend` still stops the worker before it takes a job more than a second later.
+        if time.monotonic() - self._suspension_checked_at < HEARTBEAT_EVERY:
+            return
+        super().check_for_suspension(burst)
+        self._suspension_checked_at = time.monotonic()
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        if pipeline is None and timeout is None and time.monotonic() - self._beat_at < HEARTBEAT_EVERY:
+            return
+        super().heartbeat(timeout, pipeline)
+        self._beat_at = time.monotonic()
+
+    def set_state(self, state: str, pipeline=None) -> None:
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
+
+    def handle_execution_ended(self, job: RQJob, queue, heartbeat_ttl: int) -> None:
+        # RQ writes the job's last_heartbeat on its own here; after a success, its success pipeline saves the whole
+        # job (that field included) a moment later. A failed attempt keeps RQ's write.
+        if job.get_status(refresh=False) == RQStatus.FAILED:
+            super().handle_execution_ended(job, queue, heartbeat_ttl)
+            return
+        job.ended_at = job.last_heartbeat = rq_now()
 
 
-class ReapingForkWorker(ReapingMixin, Worker):
-    """RQ's forking Worker (a work horse process per job) + the reaper."""
+class ReapingSimpleWorker(LeanMixin, ReapingMixin, SimpleWorker):
+    """SimpleWorker (runs jobs in its own process) + the reaper, without RQ's repeated writes."""
+
+
+class ReapingForkWorker(LeanMixin, ReapingMixin, Worker):
+    """RQ's forking Worker (a work horse process per job) + the reaper, without RQ's repeated writes."""
 
 
 WORKER_CLASSES = {"simple": ReapingSimpleWorker, "fork": ReapingForkWorker}

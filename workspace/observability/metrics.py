@@ -120,10 +120,14 @@ def _shared_key(name: str) -> str:
     return redis_store.key("metrics", name)
 
 
-def _best_effort(fn) -> None:
-    """Metrics never break the work they count: a Redis hiccup loses a sample, nothing else."""
+def _best_effort(write) -> None:
+    """Metrics never break the work they count: a Redis hiccup loses a sample, nothing else. `write` issues its
+    commands on the pipeline it is given: the announcing event's round trip when a domain event is being announced
+    (redis_store.batch), else one of its own."""
+    if redis_store.later(write):
+        return
     try:
-        fn(redis_store.client)
+        redis_store.write([write])
     except redis.RedisError as exc:
         log.debug("metric not recorded: %s", exc)
 
@@ -154,13 +158,12 @@ def job_finished(job_type: str, outcome: str, seconds: float) -> None:
     labels = f"{job_type_label(job_type)}|{_bounded(outcome, JOB_OUTCOMES)}"
     bucket = next((i for i, bound in enumerate(JOB_BUCKETS) if seconds <= bound), len(JOB_BUCKETS))
 
-    def record(r) -> None:
-        pipe = r.pipeline(transaction=False)
-        key = _shared_key("job_duration")
+    key = _shared_key("job_duration")
+
+    def record(pipe) -> None:
         pipe.hincrby(key, f"{labels}|b{bucket}", 1)
         pipe.hincrby(key, f"{labels}|count", 1)
         pipe.hincrbyfloat(key, f"{labels}|sum", max(seconds, 0.0))
-        pipe.execute()
 
     _best_effort(record)
 

@@ -10,6 +10,7 @@ across round trips.
 The envelope is python-socketio's pub/sub message format (`PubSubManager.emit`). `OrderedRedisManager.envelope`
 builds it because the script must put the seq in; `tests/realtime/test_ordered_emit.py` compares it with what the
 library publishes and fails if the library's format changes.
+Best-effort writes queued while the event is announced (redis_store.batch: metrics) ride in the same round trip.
 Without a queue on our Redis (embedded mode, the tests' in-process server) the same script runs without the
 publish and the local emit happens under a process lock, so this process still sends each project's events in
 seq order.
@@ -23,6 +24,7 @@ import weakref
 from typing import Any
 
 from flask import current_app
+from redis.exceptions import NoScriptError
 from socketio import RedisManager
 
 from ..extensions import redis_store
@@ -135,7 +137,20 @@ def _run(keys: list[str], *, message_json: str, event: str, keep: bool, summary_
         script = _scripts[client] = client.register_script(_SCRIPT)
     args = [message_json, json.dumps(SEQ_PLACEHOLDER), head, tail, channel, event, "1" if keep else "0",
             history_len, history_ms, summary_json, activity_len, at, counter_field]
-    return int(script(keys=keys, args=args))
+    riders = redis_store.take_later()
+    if not riders:
+        return int(script(keys=keys, args=args))
+    # Best-effort writes of the event being announced (metrics) go in the same round trip; their errors are ignored.
+    pipe = client.pipeline(transaction=False)
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    for write in riders:
+        write(pipe)
+    seq = pipe.execute(raise_on_error=False)[0]
+    if isinstance(seq, NoScriptError):  # Redis lost the script (restart, SCRIPT FLUSH): load it and run it
+        return int(script(keys=keys, args=args))
+    if isinstance(seq, Exception):
+        raise seq
+    return int(seq)
 
 
 def current_seq(project_id: int) -> int:

@@ -1,0 +1,213 @@
+"""The worker's lean path (real PostgreSQL and Redis, in-process): claim and completion as plain SQL on one held
+autocommit connection, the job metric riding in JOB_UPDATE's round trip, and the RQ writes the worker drops."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+from jobs_support import JobEvents, make_team
+from rq.job import JobStatus as RQStatus
+from rq.worker import BaseWorker
+
+from workspace.db_pool import HeldConnection, fetchone_autocommit
+from workspace.extensions import db, redis_store
+from workspace.jobs import service, tasks, worker
+from workspace.models import Job, JobStatus
+from workspace.observability import metrics
+from workspace.realtime import broadcast, ordered
+
+
+@pytest.fixture
+def team(app, make_user):
+    return make_team(app, make_user)
+
+
+def _terminate(database_url: str, pid: int) -> None:
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    admin.dispose()
+
+
+def test_a_held_connection_is_one_backend_replaced_when_postgresql_drops_it(app, database_url):
+    with app.app_context():
+        held = HeldConnection(db.engine, idle_seconds=3600)  # never idle long enough to be pinged
+        first = held.fetchone("SELECT pg_backend_pid()", {})[0]
+        assert held.fetchone("SELECT pg_backend_pid()", {})[0] == first
+        _terminate(database_url, first)
+        with pytest.raises(psycopg2.OperationalError):
+            held.fetchone("SELECT 1", {})
+        second = held.fetchone("SELECT pg_backend_pid()", {})[0]  # the closed connection was let go
+        assert second != first
+        held.idle_seconds = 0.0  # from now on pinged before every use: a dropped one is replaced unseen
+        _terminate(database_url, second)
+        assert held.fetchone("SELECT pg_backend_pid()", {})[0] not in (first, second)
+        held.close()
+
+
+def test_a_held_connection_autocommits_and_a_forked_child_opens_its_own(app):
+    with app.app_context():
+        held = HeldConnection(db.engine, idle_seconds=3600)
+        parent = held.fetchone("SELECT pg_backend_pid()", {})[0]
+        assert held.fetchone("SELECT now() = statement_timestamp()", {})[0] is True  # no transaction open
+        inherited = held._fairy.driver_connection
+        # As a forked child sees it: the socket is its parent's, and the child's pool was dropped (tasks.worker_app).
+        held._pid = -1
+        db.engine.dispose(close=False)
+        assert held.fetchone("SELECT pg_backend_pid()", {})[0] != parent
+        assert inherited.closed == 0  # the parent's connection left alone
+        held.close()
+        inherited.close()
+
+
+def test_a_pooled_autocommit_statement_leaves_the_connection_as_it_came(app, team):
+    with app.app_context():
+        fetchone_autocommit(db.engine, "UPDATE projects SET description = %(d)s WHERE id = %(id)s RETURNING id",
+                            {"d": "plain", "id": team.project_id})
+        # Committed at once (another connection sees it), and the pooled connection is back out of autocommit.
+        assert db.session.scalar(sa.text("SELECT description FROM projects WHERE id = :id"),
+                                 {"id": team.project_id}) == "plain"
+        fairy = db.engine.raw_connection()
+        try:
+            assert fairy.driver_connection.autocommit is False
+        finally:
+            fairy.close()
+        db.session.rollback()
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["pooled", "held"])
+def test_claim_and_complete_are_compare_and_sets_returning_the_committed_row(app, team, held):
+    events = JobEvents(app.config["REDIS_URL"], app.config["SOCKETIO_CHANNEL"])
+    try:
+        with app.app_context():
+            if held:
+                app.extensions["jobs_connection"] = HeldConnection(db.engine, 5.0)
+            job_id = service.submit(team.owner.id, team.project_id, "echo", {"a": [1, "é"]})[0].id
+            job = service.claim(job_id)
+            assert isinstance(job, Job) and job.status is JobStatus.RUNNING and job.attempts == 1
+            assert job.payload == {"a": [1, "é"]} and job.project_id == team.project_id
+            assert job.started_at.tzinfo == UTC and job.lease_expires_at > job.started_at
+            assert service.claim(job_id) is None  # a duplicate delivery
+            assert service.complete(job_id, 2, {"late": True}) is None  # not this attempt
+            done = service.complete(job_id, 1, {"out": None})
+            assert (done.status, done.result, done.lease_expires_at) == (JobStatus.SUCCEEDED, {"out": None}, None)
+            assert service.complete(job_id, 1, {"twice": True}) is None
+            stored = db.session.get(Job, job_id)
+            assert (stored.status, stored.result, stored.finished_at) == (JobStatus.SUCCEEDED, {"out": None},
+                                                                          done.finished_at)
+            app.extensions.pop("jobs_connection", None)
+        events.wait(lambda e: e["job_id"] == job_id and e["status"] == "succeeded")
+        assert events.statuses(job_id) == ["queued", "running", "succeeded"]
+        seqs = [e["seq"] for e in events.seen if e["job_id"] == job_id]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    finally:
+        events.close()
+
+
+def _durations(app) -> dict:
+    with app.app_context():
+        return redis_store.client.hgetall(redis_store.key("metrics", "job_duration"))
+
+
+def test_a_job_metric_rides_in_its_job_updates_round_trip(app, team, monkeypatch):
+    with app.app_context():
+        job_id = service.submit(team.owner.id, team.project_id, "echo", {})[0].id
+        service.claim(job_id)
+        round_trips = []
+        real_execute = type(redis_store.client.pipeline()).execute
+        monkeypatch.setattr(type(redis_store.client.pipeline()), "execute",
+                            lambda self, *a, **k: round_trips.append(len(self)) or real_execute(self, *a, **k))
+        service.complete(job_id, 1, {})
+        # One pipeline: the emit script and the metric's three writes.
+        assert round_trips == [4]
+    assert _durations(app)["echo|succeeded|count"] == "1"
+
+
+def test_queued_best_effort_writes_go_out_when_the_batch_ends_or_with_the_script_reloaded(app):
+    with app.app_context():
+        with redis_store.batch():
+            metrics.job_finished("echo", "failed", 0.5)
+            assert "echo|failed|count" not in _durations(app)  # waiting for a round trip to ride
+            with redis_store.batch():  # nested: the same batch
+                metrics.job_finished("echo", "failed", 0.5)
+        assert _durations(app)["echo|failed|count"] == "2"  # nothing took them: written when the batch ended
+        broadcast.emit_to_project(5, "JOB_UPDATE", {"job_id": 1, "status": "queued", "attempts": 0})
+        script = ordered._scripts[redis_store.client]
+        sha = script.sha
+        script.sha = "0" * 40  # as if Redis lost the script (a restart, SCRIPT FLUSH)
+        try:
+            with redis_store.batch():
+                metrics.job_finished("echo", "failed", 0.5)
+                sent = broadcast.emit_to_project(5, "JOB_UPDATE", {"job_id": 1, "status": "failed", "attempts": 1})
+        finally:
+            script.sha = sha
+        assert sent["seq"] == 2  # the script was loaded and run once
+        assert ordered.current_seq(5) == 2
+    assert _durations(app)["echo|failed|count"] == "3"
+
+
+def test_best_effort_writes_outside_an_announcement_are_written_at_once(app):
+    with app.app_context():
+        assert redis_store.later(lambda pipe: None) is False
+        metrics.job_finished("echo", "retrying", 1.0)
+    assert _durations(app)["echo|retrying|count"] == "1"
+
+
+@pytest.fixture
+def lean(app, monkeypatch):
+    """A worker of the Procfile's class on the test's queue, and the RQ base methods it called."""
+    monkeypatch.setitem(tasks._state, "app", app)
+    monkeypatch.setitem(tasks._state, "pid", None)
+    calls = []
+    for name in ("heartbeat", "set_state", "check_for_suspension", "handle_execution_ended"):
+        monkeypatch.setattr(BaseWorker, name, lambda self, *args, _name=name, **kwargs: calls.append(_name))
+    rq_worker = worker.build_worker("simple", name=f"inproc-{uuid.uuid4().hex[:8]}")
+    return rq_worker, calls
+
+
+def test_the_worker_drops_repeated_heartbeats_state_writes_and_suspension_checks(lean):
+    rq_worker, calls = lean
+    rq_worker.heartbeat()
+    rq_worker.heartbeat()  # within HEARTBEAT_EVERY: the TTL set a moment ago still stands
+    rq_worker.heartbeat(pipeline=object())  # inside RQ's pipelines: always
+    rq_worker.heartbeat(30)  # an explicit TTL: always
+    assert calls == ["heartbeat", "heartbeat", "heartbeat"]
+    calls.clear()
+    rq_worker._state = "idle"
+    rq_worker.set_state("idle")  # the key holds it already
+    rq_worker.set_state("busy")
+    rq_worker.set_state("idle", pipeline=object())
+    assert calls == ["set_state", "set_state"]
+    calls.clear()
+    rq_worker.check_for_suspension(True)
+    rq_worker.check_for_suspension(True)
+    assert calls == ["check_for_suspension"]
+    rq_worker._suspension_checked_at = rq_worker._beat_at = float("-inf")  # a second later
+    rq_worker.check_for_suspension(True)
+    rq_worker.heartbeat()
+    assert calls == ["check_for_suspension", "check_for_suspension", "heartbeat"]
+
+
+def test_a_succeeded_jobs_end_is_saved_by_rqs_success_pipeline_a_failed_ones_at_once(lean):
+    rq_worker, calls = lean
+    job = type("FakeJob", (), {})()
+    job.get_status = lambda refresh=True: RQStatus.STARTED
+    rq_worker.handle_execution_ended(job, None, 60)
+    assert calls == [] and job.ended_at == job.last_heartbeat and job.ended_at.tzinfo is not None
+    job.get_status = lambda refresh=True: RQStatus.FAILED
+    rq_worker.handle_execution_ended(job, None, 60)
+    assert calls == ["handle_execution_ended"]
+
+
+def test_the_worker_app_holds_one_connection_for_the_job_loop(make_app, monkeypatch):
+    import workspace
+
+    monkeypatch.setattr(workspace, "create_app", lambda: make_app(DB_IDLE_PING_SECONDS=7.0))
+    monkeypatch.setitem(tasks._state, "app", None)
+    built = tasks.worker_app()
+    held = built.extensions["jobs_connection"]
+    assert isinstance(held, HeldConnection) and held.idle_seconds == 7.0
