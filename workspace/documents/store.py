@@ -99,7 +99,18 @@ _COUNT_STORED = (sa.update(_documents).where(_documents.c.id == sa.bindparam("do
                  .values(update_count=_documents.c.update_count + sa.bindparam("stored")))
 _SAVE_FILE = (sa.update(_files)
               .where(_files.c.project_id == sa.bindparam("file_project"), _files.c.path == sa.bindparam("file_path"))
-              .values(version=_files.c.version + 1).returning(_files.c.version))
+              .values(content=sa.bindparam("file_content"), size=sa.bindparam("file_size"),
+                      updated_by=sa.bindparam("file_by"), updated_at=sa.bindparam("file_at"),
+                      version=_files.c.version + 1)
+              .returning(_files.c.version))
+# PostgreSQL: an editor's update stored and the file row saved in one round trip (the version is NULL when the file
+# has no row yet).
+_saved = _SAVE_FILE.cte("saved")
+_STORE_AND_SAVE = (sa.insert(_updates)
+                   .values(document_id=sa.bindparam("document_id"), data=sa.bindparam("data"),
+                           user_id=sa.bindparam("user_id"), created_at=sa.bindparam("created_at"))
+                   .returning(_updates.c.id, sa.select(_saved.c.version).scalar_subquery())
+                   .add_cte(_saved))
 
 
 class DocumentCache:
@@ -287,10 +298,12 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
             version, created = None, False
             if accepted:
                 after = crdt.text_of(loaded.doc)
-                _store_group(loaded, document, accepted)
+                rows = _group_rows(document, accepted)
                 if after != before or not _file_exists(project_id, path):
-                    version, created = _materialize(project_id, path, after, accepted[-1].user["id"],
-                                                    document.quota_locked)
+                    file = _checked_file(project_id, path, after, accepted[-1].user["id"], document.quota_locked)
+                    version, created = _store_and_save(loaded, document, rows, file)
+                else:
+                    _insert(loaded, document, rows)
     except ServiceUnavailable as exc:
         for waiting in batch:
             waiting.outcome = exc
@@ -413,15 +426,15 @@ def _seed(loaded: _Loaded, document: _Row, key: tuple[int, str], user_id: int | 
         _store(loaded, document, crdt.replace_text(loaded.doc, content), user_id)
 
 
-def _store_group(loaded: _Loaded, document: _Row, group: list[_Waiting]) -> None:
-    """One stored row per author in the group (their updates merged): one INSERT for the whole group."""
+def _group_rows(document: _Row, group: list[_Waiting]) -> list[dict]:
+    """The rows that store a group: one per author (their updates merged)."""
     by_user: dict[int, list[bytes]] = {}
     for waiting in group:
         by_user.setdefault(waiting.user["id"], []).append(waiting.update)
     now = utcnow()
     rows = [{"document_id": document.id, "data": crdt.merge_all(updates) if len(updates) > 1 else updates[0],
              "user_id": user_id, "created_at": now} for user_id, updates in by_user.items()]
-    _insert(loaded, document, rows)
+    return rows
 
 
 def _store(loaded: _Loaded, document: _Row, update: bytes, user_id: int | None) -> None:
@@ -436,9 +449,25 @@ def _insert(loaded: _Loaded, document: _Row, rows: list[dict]) -> None:
     document.stored += len(rows)
 
 
+def _store_and_save(loaded: _Loaded, document: _Row, rows: list[dict], file: dict) -> tuple[int, bool]:
+    """Store a group's rows and save the file row (`_checked_file`): one statement on PostgreSQL for one row."""
+    connection = db.session.connection()
+    if len(rows) > 1 or connection.dialect.name != "postgresql":
+        _insert(loaded, document, rows)
+        return _save_file(file)
+    loaded.last_id, version = connection.execute(_STORE_AND_SAVE, {**rows[0], **file}).one()
+    document.stored += 1
+    return (version, False) if version is not None else _create_file(file)
+
+
 def _materialize(project_id: int, path: str, text: str, user_id: int, quota_locked: bool) -> tuple[int, bool]:
     """Write the document's text into its file row (version + 1, or a new file at version 1); `quota_locked`: the
     project's quota lock is held already."""
+    return _save_file(_checked_file(project_id, path, text, user_id, quota_locked))
+
+
+def _checked_file(project_id: int, path: str, text: str, user_id: int, quota_locked: bool) -> dict:
+    """The file row's new values (the `_SAVE_FILE` parameters) once the text passed the file and quota limits."""
     size = len(text.encode("utf-8"))
     limit = current_app.config["MAX_FILE_BYTES"]
     if size > limit:
@@ -447,12 +476,19 @@ def _materialize(project_id: int, path: str, text: str, user_id: int, quota_lock
     if "\x00" in text:
         raise ValidationFailed("File content must not contain NUL characters.", code="invalid_content")
     quota.check_write(project_id, path, size, locked=quota_locked)
-    values = {"content": text, "size": size, "updated_by": user_id, "updated_at": utcnow()}
-    version = db.session.connection().execute(_SAVE_FILE, {"file_project": project_id, "file_path": path,
-                                                           **values}).scalar()
-    if version is not None:
-        return version, False
-    db.session.execute(sa.insert(ProjectFile).values(project_id=project_id, path=path, version=1, **values))
+    return {"file_project": project_id, "file_path": path, "file_content": text, "file_size": size,
+            "file_by": user_id, "file_at": utcnow()}
+
+
+def _save_file(file: dict) -> tuple[int, bool]:
+    version = db.session.connection().execute(_SAVE_FILE, file).scalar()
+    return (version, False) if version is not None else _create_file(file)
+
+
+def _create_file(file: dict) -> tuple[int, bool]:
+    db.session.connection().execute(sa.insert(_files).values(
+        project_id=file["file_project"], path=file["file_path"], version=1, content=file["file_content"],
+        size=file["file_size"], updated_by=file["file_by"], updated_at=file["file_at"]))
     return 1, True
 
 
