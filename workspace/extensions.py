@@ -3,11 +3,15 @@
 from flask import request
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
+from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended.default_callbacks import default_decode_key_callback
+from flask_jwt_extended.tokens import _decode_jwt
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
+from jwt import ExpiredSignatureError
 from sqlalchemy.orm import DeclarativeBase
 
 from . import json_input  # noqa: F401 - installs the JSON-limits argument parser before any view is decorated
@@ -26,7 +30,34 @@ def client_ip() -> str:
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-jwt = JWTManager()
+
+
+class WorkspaceJWTManager(JWTManager):
+    """flask-jwt-extended's manager, decoding a token once instead of three times.
+
+    The library parses every token twice unverified (claims, then header) to hand both to a decode-key callback,
+    then a third time verified. With the default callback (one configured key) the claims cannot change the key,
+    so one verified decode does. An expired token, or a custom key loader, takes the library's path unchanged.
+    """
+
+    def _decode_jwt_from_config(self, encoded_token: str, csrf_value=None, allow_expired: bool = False) -> dict:
+        if self._decode_key_callback is not default_decode_key_callback:
+            return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        try:
+            return _decode_jwt(
+                algorithms=jwt_config.decode_algorithms, allow_expired=allow_expired,
+                audience=jwt_config.decode_audience, csrf_value=csrf_value, encoded_token=encoded_token,
+                identity_claim_key=jwt_config.identity_claim_key, issuer=jwt_config.decode_issuer,
+                leeway=jwt_config.leeway, secret=jwt_config.decode_key,
+                verify_aud=jwt_config.decode_audience is not None, verify_sub=jwt_config.verify_sub)
+        except ExpiredSignatureError:
+            # The library attaches the expired token's header and claims to the error for the expired loader.
+            return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+
+
+jwt = WorkspaceJWTManager()
+
+
 class WorkspaceLimiter(Limiter):
     """flask-limiter keeps the first app's key prefix and storage state on the instance; re-read them for each app
     (production builds one app per process, the tests build many)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from teams import PROJECTS, create_project, invite, make_team, project_url
 
+from workspace.auth import tokens
 from workspace.projects import cache
 
 
@@ -159,3 +160,58 @@ def test_cache_failures_degrade_to_the_database(make_app, caplog):
         cache.invalidate([7, 8])
     assert "could not invalidate the project list cache of users [7, 8]" in caplog.text
     assert "project list cache unreachable" in caplog.text
+
+
+def _redis_commands(app, monkeypatch) -> list[str]:
+    """Record the name of every command the app's Redis client sends from now on."""
+    sent: list[str] = []
+    client = app.extensions["redis_store"]["client"]
+    original = client.execute_command
+
+    def recording(*args, **options):
+        sent.append(args[0])
+        return original(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", recording)
+    return sent
+
+
+def test_a_cached_page_is_read_in_the_token_checks_round_trip(app, client, make_user, monkeypatch):
+    ada = make_user()
+    create_project(client, ada)
+    warm(client, ada)
+    sent = _redis_commands(app, monkeypatch)
+    response = listing(client, ada, "?per_page=20")
+    assert response.headers["X-Cache"] == "HIT" and sent == ["MGET"]
+    # A query the raw parse cannot read: the token is checked alone, and the schema refuses the query as before.
+    sent.clear()
+    assert client.get(PROJECTS + "?page=one", headers=ada.headers).status_code == 422
+    assert sent == ["EXISTS"]
+
+
+def test_keys_not_read_with_the_token_check_are_not_prefetched(app):
+    with app.test_request_context():
+        assert tokens.prefetched(["never-read"]) is None
+
+
+def test_a_revoked_token_gets_no_cached_page(client, make_user):
+    ada = make_user()
+    warm(client, ada)
+    assert client.post("/api/v1/auth/logout", headers=ada.headers).status_code == 204
+    response = client.get(PROJECTS, headers=ada.headers)
+    assert response.status_code == 401 and response.json["error"]["code"] == "token_revoked"
+
+
+def test_a_revoked_family_gets_no_cached_page(client, make_user):
+    ada = make_user()
+    warm(client, ada)
+    logout = client.post("/api/v1/auth/logout", json={"refresh_token": ada.refresh}, headers=ada.headers)
+    assert logout.status_code == 204
+    response = client.get(PROJECTS, headers=ada.headers)
+    assert response.status_code == 401 and response.json["error"]["code"] == "token_revoked"
+
+
+def test_the_list_fails_closed_when_the_revocation_store_is_down(make_app, make_user):
+    ada = make_user()
+    response = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client().get(PROJECTS, headers=ada.headers)
+    assert response.status_code == 503 and response.json["error"]["code"] == "service_unavailable"

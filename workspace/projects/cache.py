@@ -5,12 +5,13 @@ Keys (all under the configured prefix):
   user's list (create, update, delete, membership added/removed/role changed).
 - `projects:list:<user_id>:<page>:<per_page>`: `"<generation>|<response JSON>"`, with a TTL.
 
-A read is ONE round trip: `MGET gen page`. The page counts only when its generation equals the current one. On a
-miss the reader computes the page and stores it tagged with the generation it read BEFORE querying the database;
-if a write committed and bumped the generation meanwhile, the stored page carries the old tag and no reader will
-ever accept it. The writer bumps after its commit, so once the write has returned every reader sees the new
-generation. The generation key outlives every page (a long TTL refreshed on each bump), so an expired counter can
-never make an old page look current again.
+A read is ONE round trip: `MGET gen page`, which the list view folds into its token's revocation check
+(`auth.tokens.read_with_revocation_check`), so a cached page costs the request no round trip of its own. The page
+counts only when its generation equals the current one. On a miss the reader computes the page and stores it tagged
+with the generation it read BEFORE querying the database; if a write committed and bumped the generation meanwhile,
+the stored page carries the old tag and no reader will ever accept it. The writer bumps after its commit, so once the
+write has returned every reader sees the new generation. The generation key outlives every page (a long TTL
+refreshed on each bump), so an expired counter can never make an old page look current again.
 """
 
 from __future__ import annotations
@@ -42,13 +43,22 @@ def enabled() -> bool:
     return current_app.config["PROJECT_LIST_CACHE_SECONDS"] > 0
 
 
-def lookup(user_id: int, page: int, per_page: int) -> tuple[str, str | None]:
-    """(generation, cached JSON or None). Redis errors count as a miss, the generation as unknown ("")."""
-    try:
-        gen, entry = redis_store.client.mget(_gen_key(user_id), _page_key(user_id, page, per_page))
-    except redis.RedisError as exc:
-        log.warning("project list cache unreachable: %s", exc)
-        return "", None
+def keys(user_id: int, page: int, per_page: int) -> list[str]:
+    """The two keys a lookup reads (generation, page), for a caller that reads them in a round trip of its own."""
+    return [_gen_key(user_id), _page_key(user_id, page, per_page)]
+
+
+def lookup(user_id: int, page: int, per_page: int,
+           fetched: list[str | None] | None = None) -> tuple[str, str | None]:
+    """(generation, cached JSON or None), from `fetched` (the values of `keys(...)`, already read) or one MGET.
+    Redis errors count as a miss, the generation as unknown ("")."""
+    if fetched is None:
+        try:
+            fetched = redis_store.client.mget(*keys(user_id, page, per_page))
+        except redis.RedisError as exc:
+            log.warning("project list cache unreachable: %s", exc)
+            return "", None
+    gen, entry = fetched
     gen = gen or "0"
     if entry:
         tag, _, body = entry.partition("|")

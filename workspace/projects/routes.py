@@ -9,7 +9,7 @@ from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from .. import events
-from ..auth import current_user_id
+from ..auth import current_user_id, tokens
 from ..schemas import PageArgs
 from . import cache, service
 from .openapi import READ_ERRORS, WRITE_ERRORS, error_responses
@@ -22,11 +22,24 @@ X_CACHE = {"X-Cache": {"description": "HIT: served from the Redis cache; MISS: r
                       "schema": {"type": "string", "enum": ["HIT", "MISS"]}}}
 
 
+def _cache_keys(claims: dict) -> list[str]:
+    """The cache keys of the page asked for, read with the token's revocation check (before the arguments are
+    validated: from the raw query; the view only uses them when they match the validated arguments)."""
+    if not cache.enabled():
+        return []
+    try:
+        page, per_page = int(request.args.get("page", 1)), int(request.args.get("per_page", 20))
+    except ValueError:
+        return []
+    return cache.keys(int(claims["sub"]), page, per_page)
+
+
 @bp.route("/", methods=["GET"])
 @jwt_required()
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, ProjectPageOut, headers=X_CACHE)
 @error_responses(bp, 401, 422, 503)
+@tokens.read_with_revocation_check(_cache_keys)
 def list_projects(args):
     """The caller's projects, newest first, with the caller's role in each.
 
@@ -35,7 +48,7 @@ def list_projects(args):
     user_id, page, per_page = current_user_id(), args["page"], args["per_page"]
     if not cache.enabled():
         return _json(_fresh_page(user_id, page, per_page), "MISS")
-    generation, body = cache.lookup(user_id, page, per_page)
+    generation, body = cache.lookup(user_id, page, per_page, tokens.prefetched(cache.keys(user_id, page, per_page)))
     if body is not None and "no-cache" not in request.headers.get("Cache-Control", ""):
         events.announce(events.project_list_looked_up, hit=True)
         return _json(body, "HIT")

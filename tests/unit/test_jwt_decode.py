@@ -1,0 +1,55 @@
+"""The app's JWT manager decodes a token once: same claims, same errors, and the library's own path whenever a key
+loader could pick the key from the claims or an expired token's details are wanted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt as pyjwt
+import pytest
+from flask import Flask
+from flask_jwt_extended import create_access_token, decode_token
+
+from workspace.extensions import WorkspaceJWTManager
+
+
+@pytest.fixture
+def manager_app():
+    app = Flask(__name__)
+    app.config["JWT_SECRET_KEY"] = "k" * 64
+    manager = WorkspaceJWTManager(app)
+    with app.app_context():
+        yield app, manager
+
+
+def test_one_verified_parse_gives_the_librarys_claims(manager_app, monkeypatch):
+    app, _ = manager_app
+    token = create_access_token(identity="7", additional_claims={"fam": "f", "name": "Ada"})
+    loads = []
+    original = pyjwt.api_jws.PyJWS._load
+    monkeypatch.setattr(pyjwt.api_jws.PyJWS, "_load", lambda self, t: loads.append(t) or original(self, t))
+    claims = decode_token(token)
+    assert len(loads) == 1
+    assert (claims["sub"], claims["fam"], claims["name"], claims["type"], claims["fresh"]) == ("7", "f", "Ada",
+                                                                                              "access", False)
+
+
+def test_a_token_signed_with_another_key_is_refused(manager_app):
+    token = pyjwt.encode({"sub": "7", "type": "access"}, "x" * 64, algorithm="HS256")
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        decode_token(token)
+
+
+def test_an_expired_token_carries_its_claims_for_the_expired_loader(manager_app):
+    token = create_access_token(identity="7", expires_delta=timedelta(seconds=-5))
+    with pytest.raises(pyjwt.ExpiredSignatureError) as caught:
+        decode_token(token)
+    assert caught.value.jwt_data["sub"] == "7" and caught.value.jwt_header["alg"] == "HS256"
+
+
+def test_a_custom_key_loader_still_chooses_the_key(manager_app):
+    _, manager = manager_app
+    manager.decode_key_loader(lambda header, claims: "per-tenant-" + claims["tenant"] + "-" + "z" * 48)
+    token = pyjwt.encode({"sub": "7", "type": "access", "tenant": "acme"}, "per-tenant-acme-" + "z" * 48,
+                         algorithm="HS256")
+    assert decode_token(token)["tenant"] == "acme"
