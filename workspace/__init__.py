@@ -37,12 +37,33 @@ from .projects import collaborators_bp
 from .realtime.status import bp as realtime_status_bp
 from .redis_store import blocking_pool
 
+
+class WorkspaceFlask(Flask):
+    """Flask, remembering which hooks and views are plain functions: it calls `ensure_sync` on every hook and view of
+    every request (about a dozen a request here), and each call inspects the function's code flags anew."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain_callables: set[Any] = set()
+
+    def ensure_sync(self, func):
+        try:
+            if func in self._plain_callables:
+                return func
+        except TypeError:  # an unhashable callable: nothing to remember it by
+            return super().ensure_sync(func)
+        synced = super().ensure_sync(func)
+        if synced is func:
+            self._plain_callables.add(func)
+        return synced
+
+
 BEARER = {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
 
 
 def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment's configuration; a mapping overrides single keys (tests)."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = WorkspaceFlask(__name__, instance_relative_config=True)
     app.config.from_object(config if isinstance(config, Config) else load_config())
     if isinstance(config, Mapping):
         app.config.update(config)

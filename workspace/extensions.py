@@ -1,6 +1,9 @@
 """Extension objects, created once here and bound to the app in `create_app`."""
 
+from functools import partial
+
 from flask import request
+from flask.globals import request_ctx
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.config import config as jwt_config
@@ -58,6 +61,11 @@ class WorkspaceJWTManager(JWTManager):
 jwt = WorkspaceJWTManager()
 
 
+def _limiter_used() -> bool:
+    """Whether flask-limiter made its state for this request (it does when it checks a limit)."""
+    return hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+
+
 class WorkspaceLimiter(Limiter):
     """flask-limiter keeps the first app's key prefix and storage state on the instance; re-read them for each app
     (production builds one app per process, the tests build many)."""
@@ -67,6 +75,22 @@ class WorkspaceLimiter(Limiter):
         self._storage_dead = False
         self._fallback_limiter = None
         super().init_app(app)
+        # flask-limiter's after-request and teardown hooks create its per-request state on every request just to
+        # find it empty; on requests no limit touched (nearly all: limits are per route) they are skipped.
+        inject, release = Limiter._Limiter__inject_headers, self._Limiter__release_context
+        after, teardown = app.after_request_funcs[None], app.teardown_request_funcs[None]
+        after[:] = [self._inject_headers if isinstance(f, partial) and f.func is inject and f.args == (self,) else f
+                    for f in after]
+        teardown[:] = [self._release_context if f == release else f for f in teardown]
+
+    def _inject_headers(self, response):
+        if _limiter_used():
+            return Limiter._Limiter__inject_headers(self, response)
+        return response
+
+    def _release_context(self, exc: BaseException | None = None) -> None:
+        if _limiter_used():
+            self._Limiter__release_context(exc)
 
     def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
         # Every limit here is a route decorator, and a decorated view checks its own limits when it runs

@@ -20,14 +20,21 @@ def _policy(path: str) -> str:
     return RELAXED_CSP if path.startswith("/docs") else DEFAULT_CSP
 
 
+_FIXED = (("X-Frame-Options", "DENY"), ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+
+
 def add_security_headers(response: Response) -> Response:
-    response.headers.setdefault("Content-Security-Policy", _policy(request.path))
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    """Each header unless the view set its own (one pass over the response's headers, not one per header)."""
+    headers = response.headers
+    present = {name.lower() for name, _ in headers}
+    if "content-security-policy" not in present:
+        headers.add("Content-Security-Policy", _policy(request.path))
+    for name, value in _FIXED:
+        if name.lower() not in present:
+            headers.add(name, value)
     # is_secure is true behind a TLS proxy once ProxyFix trusts its X-Forwarded-Proto.
-    if request.is_secure or current_app.config.get("BEHIND_TLS_PROXY"):
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if (request.is_secure or current_app.config.get("BEHIND_TLS_PROXY")) and "strict-transport-security" not in present:
+        headers.add("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

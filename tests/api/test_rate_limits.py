@@ -67,3 +67,10 @@ def test_redis_down_login_still_works_and_limiter_fails_open(make_app, make_user
     me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {response.json['access_token']}"})
     assert me.status_code == 503
     assert me.json["error"]["code"] == "service_unavailable"
+
+
+def test_limit_headers_on_limited_routes_only(client):
+    """flask-limiter's header hook runs only on requests a limit was checked for; those still get the headers."""
+    limited = client.post(LOGIN, json=BODY)
+    assert limited.headers["X-RateLimit-Limit"] == "5" and limited.headers["X-RateLimit-Remaining"] == "4"
+    assert "X-RateLimit-Limit" not in client.get("/healthz").headers

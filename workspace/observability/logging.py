@@ -113,6 +113,8 @@ def route_library_loggers(level: int) -> None:
 
 
 def _log_request(response: Response) -> Response:
+    if not access_log.isEnabledFor(logging.INFO):  # LOG_LEVEL=WARNING and above: no access lines to build
+        return response
     started = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
     # The path without its query string: a query could carry something secret.

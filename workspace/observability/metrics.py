@@ -254,12 +254,21 @@ def _check_scraper() -> None:
                            headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
 
 
+# (process, route, method, status) -> (request counter, latency histogram): prometheus-client's `labels()` takes a
+# lock and validates the labels on every call; these are bounded (routes are URL rules), so each is looked up once.
+_HTTP_CHILDREN: dict[tuple[str, str, str, int], tuple] = {}
+
+
 def _observe_request(response: Response) -> Response:
     started = g.get("request_started")
-    labels = (process_name(), route_label(), request.method, str(response.status_code))
-    HTTP_REQUESTS.labels(*labels).inc()
+    labels = (process_name(), route_label(), request.method, response.status_code)
+    children = _HTTP_CHILDREN.get(labels)
+    if children is None:
+        names = (*labels[:3], str(labels[3]))
+        children = _HTTP_CHILDREN[labels] = (HTTP_REQUESTS.labels(*names), HTTP_LATENCY.labels(*names))
+    children[0].inc()
     if started is not None:
-        HTTP_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        children[1].observe(time.perf_counter() - started)
     return response
 
 

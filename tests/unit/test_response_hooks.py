@@ -1,0 +1,39 @@
+"""The per-response hooks kept cheap: a header the view set itself wins over the security defaults, and hooks and
+views are inspected for `async` once, not on every request."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import Response
+
+
+def test_a_views_own_security_header_is_kept(app):
+    @app.get("/framed")
+    def framed():
+        return Response("ok", headers={"x-frame-options": "SAMEORIGIN", "Content-Security-Policy": "default-src *"})
+
+    headers = app.test_client().get("/framed").headers
+    assert headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert headers.getlist("Content-Security-Policy") == ["default-src *"]
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_plain_callables_are_remembered_and_others_still_checked(app, monkeypatch):
+    def view():
+        return "ok"
+
+    class Unhashable:
+        __hash__ = None
+
+        def __call__(self):
+            return "ok"
+
+    assert app.ensure_sync(view) is view and view in app._plain_callables
+    checks = []
+    monkeypatch.setattr("flask.app.iscoroutinefunction", lambda func: checks.append(func) or False)
+    assert app.ensure_sync(view) is view and checks == []  # remembered: not inspected again
+    unhashable = Unhashable()
+    assert app.ensure_sync(unhashable) is unhashable and checks == [unhashable]
+    bound = functools.partial(view)
+    assert app.ensure_sync(bound) is bound and app.ensure_sync(bound) is bound and checks == [unhashable, bound]
