@@ -10,7 +10,7 @@ from teams import project_url
 
 from workspace.documents import crdt
 from workspace.extensions import socketio
-from workspace.realtime import awareness
+from workspace.realtime import awareness, coedit
 
 PATH = "doc.txt"
 
@@ -156,3 +156,33 @@ def test_updates_that_break_yrs_are_refused_and_the_document_stays_whole(doc_con
     assert crdt.text_of(whole) == "hello world"
     body = sio_http.get(project_url(sio_team.project_id, "files", PATH), headers=sio_team.viewer.headers).json
     assert body["content"] == "hello world"
+
+
+def test_a_relay_the_queue_lost_is_told_and_a_resubscription_resyncs(doc_connect, sio_team, sio_app,  # noqa: F811
+                                                                       monkeypatch):
+    """The queue gives up publishing (Redis down): this process's editors still get the update and are told that
+    other processes' editors will not see it live. Once the queue is subscribed again, `resync` sends every
+    document with editors here whole, from the database."""
+    owner, collab = doc_connect(sio_team.owner), doc_connect(sio_team.collaborator)
+    manager = socketio.server.manager
+    emit = manager.emit
+
+    def losing(event, *args, **kwargs):  # what OrderedRedisManager counts when `_publish` gives up
+        emit(event, *args, **kwargs)
+        if event == "sync-update" and not kwargs.get("ignore_queue"):
+            manager.lost_publishes += 1
+
+    monkeypatch.setattr(manager, "lost_publishes", 0, raising=False)
+    monkeypatch.setattr(manager, "emit", losing)
+    doc = crdt.new_doc()
+    owner.emit("sync-update", typed("saved anyway", doc), namespace=owner.ns)
+    for sio, relayed in ((owner, 0), (collab, 1)):
+        got = sio.get_received(sio.ns)
+        assert [(e["args"][0]["code"], "Redis" in e["args"][0]["message"]) for e in got if e["name"] == "yjs-error"] \
+            == [("unavailable", True)]
+        assert len([e for e in got if e["name"] == "sync-update"]) == relayed
+    coedit.resync(sio_app)
+    for sio in (owner, collab):
+        whole = crdt.new_doc()
+        crdt.apply(whole, received(sio, "sync-update")[-1])
+        assert crdt.text_of(whole) == "saved anyway"

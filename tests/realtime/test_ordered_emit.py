@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import redis
 import socketio
@@ -89,3 +90,28 @@ def test_one_round_trip_per_room_event_and_the_status_and_metrics_still_see_it(a
         assert activity.last_activity_at(5) == "then"
         key, _ = metrics.emitted_counter("FILE_CHANGE")
         assert client.hgetall(key) == {"FILE_CHANGE": "1", "CURSOR_UPDATE": "1"}
+
+
+def test_the_queue_manager_counts_lost_publishes_and_announces_resubscriptions(app):
+    """What python-socketio only logs, co-editing needs to know (realtime.coedit): a message given up on, and a
+    subscription made again (messages published meanwhile never arrive)."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    down = ordered.OrderedRedisManager(f"redis://127.0.0.1:{dead}/0", channel="c", write_only=True)
+    assert down._publish({"method": "emit"}) is None and down.lost_publishes == 1
+    up = ordered.OrderedRedisManager(app.config["REDIS_URL"], channel=app.config["SOCKETIO_CHANNEL"] + "-probe",
+                                     write_only=True)
+    assert up._publish({"method": "emit"}) == 0 and up.lost_publishes == 0
+    assert up.pubsub.ignore_subscribe_messages is False  # its listener sees each subscription confirmed
+    told = []
+    up.on_resubscribed.append(lambda: told.append(len(received)))
+    c = up.channel.encode()
+    stream = [{"type": "subscribe", "channel": c}, {"type": "message", "channel": c, "data": "1"},
+              {"type": "message", "channel": b"other", "data": "x"}, {"type": "subscribe", "channel": c},
+              {"type": "message", "channel": c, "data": "2"}]
+    up._redis_listen_with_retries = lambda: iter(stream)
+    received = []
+    for data in up._listen():
+        received.append(data)
+    assert received == ["1", "2"] and told == [1]  # the first subscription is no re-subscription

@@ -323,9 +323,41 @@ def on_auth(payload: Any = None, *_: Any) -> dict[str, Any]:
 
 # --- from the domain: relay updates, batch FILE_CHANGE ---------------------------------------------------------
 def relay_update(_sender: Any, *, project_id: int, path: str, update: bytes, origin: Any = None) -> None:
-    """A stored update reaches the document's other clients on every process (through the message queue)."""
+    """A stored update reaches the document's other clients on every process (through the message queue).
+
+    This process's clients get it first; when the queue cannot take it (Redis down), they are told that editors on
+    other processes will not see it live: it is stored, and reaches them when those processes resync (`resync`)."""
     skip = origin if isinstance(origin, str) else None
-    socketio.emit("sync-update", update, namespace=namespace_of(project_id, path), skip_sid=skip)
+    namespace = namespace_of(project_id, path)
+    manager = socketio.server.manager
+    lost = getattr(manager, "lost_publishes", 0)
+    socketio.emit("sync-update", update, namespace=namespace, skip_sid=skip)
+    if getattr(manager, "lost_publishes", 0) != lost:
+        log.warning("update of %s not relayed to other processes: the message queue is down", namespace)
+        socketio.server.emit("yjs-error", {"code": "unavailable", "message": RELAY_DOWN}, namespace=namespace,
+                             ignore_queue=True)
+
+
+RELAY_DOWN = ("Live updates between servers are interrupted (Redis unavailable). Your edits are saved; editors on "
+              "other servers receive them when the service is back.")
+
+
+def resync(app: Flask) -> None:
+    """The message queue was re-subscribed after losing its subscription: relays published by other processes
+    meanwhile never arrived. Each document with editors here is sent to them whole, from the database (Yjs applies
+    only what they lack); updates stored from now on are relayed again."""
+    state: Coedit = app.extensions["coedit"]
+    documents_here = {(editor.project_id, editor.path) for editor in state.editors.values()}
+    if documents_here:
+        log.warning("message queue re-subscribed: resyncing %d documents from the database", len(documents_here))
+    for project_id, path in documents_here:
+        with app.app_context():
+            try:
+                whole = documents.state_for(project_id, path)
+            except (ServiceUnavailable, InvalidUpdate) as exc:  # their next reconnect's sync-step-1 carries it
+                log.warning("document %s/%s not resynced: %s", project_id, path, exc)
+                continue
+        socketio.server.emit("sync-update", whole, namespace=namespace_of(project_id, path), ignore_queue=True)
 
 
 def batch_file_change(sender: Flask, *, project_id: int, path: str, version: int, user: dict,
@@ -419,6 +451,9 @@ def init_app(app: Flask) -> None:
     events.document_edited.connect(batch_file_change, sender=app)
     events.membership_changed.connect(membership_changed, sender=app)
     events.project_deleted.connect(project_deleted, sender=app)
+    queue = app.extensions.get("realtime_queue")
+    if queue is not None:
+        queue.on_resubscribed.append(lambda: socketio.start_background_task(resync, app))
 
 
 def _documents_only(handler):

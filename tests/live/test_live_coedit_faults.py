@@ -1,0 +1,130 @@
+"""Co-editing through faults (issue 11, "Bad input and faults"): a Redis restart and a PostgreSQL hiccup while the
+npm `yjs` + `y-socket.io` editors (js/clients/yjs_agent.js) are connected to two gunicorn web processes. Each test
+runs its own Redis or names its own database sessions, so it can break them without touching anyone else's."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+import sqlalchemy as sa
+from coedit_live import YjsAgent
+from realtime_live import wait_until
+from teams import project_url
+
+from processes import free_port, start_web
+
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("stop_webs_together")]
+PATH = "faults.md"
+
+
+def two_webs(env, processes):
+    with ThreadPoolExecutor(2) as pool:
+        webs = [future.result() for future in [pool.submit(start_web, {**env, "SHUTDOWN_DRAIN_SECONDS": "1"})
+                                               for _ in range(2)]]
+    processes.extend(proc for proc, _ in webs)
+    return [base for _, base in webs]
+
+
+def editors(clients, team, web1, web2):
+    alice = YjsAgent(web1, team.project_id, PATH, team.owner.access, "alice@web1")
+    bob = YjsAgent(web2, team.project_id, PATH, team.collaborator.access, "bob@web2")
+    clients.extend([alice, bob])
+    alice.wait_synced(), bob.wait_synced()
+    return alice, bob
+
+
+def stored_text(database_url, team):
+    """The file's text as committed (read from PostgreSQL directly: REST needs Redis for its token checks)."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT content FROM project_files WHERE project_id = :p AND path = :path"),
+                                {"p": team.project_id, "path": PATH}).scalar()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of this test's own, which it may kill and start again on the same port."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def pings() -> bool:
+        try:
+            return redis.Redis.from_url(url, socket_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+    class Server:
+        def __init__(self) -> None:
+            self.url = url
+            self.proc = None
+            self.start()
+
+        def start(self) -> None:
+            self.proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+            wait_until(pings, 10, what="dedicated redis up")
+
+        def kill(self) -> None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    server = Server()
+    yield server
+    server.kill()
+
+
+def test_a_redis_restart_is_told_to_the_editor_and_everyone_resyncs(live_env, processes, team, clients, own_redis,
+                                                                    database_url):
+    web1, web2 = two_webs({**live_env, "REDIS_URL": own_redis.url}, processes)
+    alice, bob = editors(clients, team, web1, web2)
+    alice.type("before.")
+    bob.wait_text("before.")
+    own_redis.kill()
+    # Stored in PostgreSQL, but the relay to web2 is lost: alice is told, and nothing she typed is lost.
+    alice.type(" during.")
+    assert "Redis" in alice.wait_error("unavailable")["message"]
+    wait_until(lambda: stored_text(database_url, team) == "before. during.", what="typing stored meanwhile")
+    own_redis.start()
+    # web2 re-subscribes to the queue and sends its editors the document from the database.
+    assert bob.wait_text("before. during.", timeout=30) == "before. during."
+    alice.type(" after.")
+    assert bob.wait_text("before. during. after.") == "before. during. after."  # relays flow again
+    response = requests.get(web2 + project_url(team.project_id, "files", PATH), headers=team.owner.headers,
+                            timeout=10)
+    assert response.json()["content"] == "before. during. after."
+
+
+def test_a_postgresql_hiccup_is_told_and_the_editor_resyncs(live_env, processes, team, clients, database_url):
+    """Every database session of both web processes is terminated under them (their pooled connections are reused
+    without a ping: DB_IDLE_PING_SECONDS is high). The write that meets a dead connection is refused with
+    `unavailable`, nothing is relayed unstored, and the editor's reconnect stores what it typed."""
+    name = f"coedit-faults-{uuid.uuid4().hex[:8]}"
+    env = {**live_env, "DATABASE_URL": f"{live_env['DATABASE_URL']}&application_name={name}",
+           "DB_IDLE_PING_SECONDS": "3600"}
+    web1, web2 = two_webs(env, processes)
+    alice, bob = editors(clients, team, web1, web2)
+    alice.type("one.")
+    bob.wait_text("one.")
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            killed = conn.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                          "WHERE application_name = :name"), {"name": name}).scalar()
+            conn.commit()
+    finally:
+        engine.dispose()
+    assert killed >= 2  # each process held at least one
+    alice.type(" two.")
+    assert "resync" in alice.wait_error("unavailable")["message"]
+    alice.inbox.wait(lambda i: i["type"] == "disconnect", what="alice's transport closed to resync")
+    assert bob.wait_text("one. two.", timeout=30) == "one. two."
+    assert alice.wait_text("one. two.") == "one. two."
+    wait_until(lambda: stored_text(database_url, team) == "one. two.", what="the typing stored after the hiccup")
