@@ -27,6 +27,7 @@ elif ASYNC_MODE == "gevent":
 
     patch_psycopg()
 
+import gc  # noqa: E402
 import logging  # noqa: E402
 
 from config import ConfigError  # noqa: E402
@@ -39,3 +40,8 @@ except ConfigError as exc:
     # which stops the master instead of respawning the worker forever.
     logging.getLogger("gunicorn.error").critical("configuration refused: %s", exc)
     raise SystemExit(3) from None
+
+# The app's long-lived objects (modules, SQLAlchemy metadata, prebuilt statements, ...) leave the collector's
+# generations: a full collection then scans only what the process allocated since, instead of stopping the hub for
+# tens of milliseconds (86 ms measured in bench/coedit.py, every socket of the process waiting meanwhile).
+gc.freeze()
