@@ -211,3 +211,13 @@ def test_the_worker_app_holds_one_connection_for_the_job_loop(make_app, monkeypa
     built = tasks.worker_app()
     held = built.extensions["jobs_connection"]
     assert isinstance(held, HeldConnection) and held.idle_seconds == 7.0
+
+
+def test_a_failing_emit_is_logged_and_its_riding_metric_still_written(app, caplog):
+    with app.app_context():
+        redis_store.client.hset(ordered.seq_key(6), "not", "a counter")  # INCR fails inside the script
+        with redis_store.batch():
+            metrics.job_finished("echo", "succeeded", 0.1)
+            sent = broadcast.emit_to_project(6, "JOB_UPDATE", {"job_id": 1, "status": "succeeded", "attempts": 1})
+    assert sent["seq"] is None and "not sent, Redis unavailable" in caplog.text
+    assert _durations(app)["echo|succeeded|count"] == "1"
