@@ -5,12 +5,13 @@ and truncated updates finds nothing that gets past the check and then breaks a d
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import pytest
 from pycrdt import Doc, Text, merge_updates
 
-from workspace.documents import crdt
+from workspace.documents import crdt, wire
 
 # Written by the npm `yjs` client (13.6): two clients' text with emoji, CJK, deletes, formats and an embed, a map
 # with nested values, an array, a subdocument and XML (every content kind Yjs writes), as a whole state, a merge of
@@ -197,3 +198,34 @@ def test_nothing_past_the_check_breaks_a_document(seed):
         text.insert(0, "q")
         assert crdt.text_of(doc).startswith("q")
     assert all(outcomes.values()), outcomes  # each way was taken: the fuzz reaches Yrs
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_any_state_vector_is_answered_or_refused(seed):
+    """sync-step-1's state vector goes to Yrs as sent: random, bit-flipped and truncated ones, and ones with huge
+    clients and clocks, get the missing update or InvalidUpdate, and the document is unharmed."""
+    rng = random.Random(seed)
+    doc = _typed_doc()
+    whole, state = doc.get_update(), doc.get_state()
+    for i in range(500):
+        if i % 3 == 0:
+            vector = bytes(rng.randrange(256) for _ in range(rng.randrange(12)))
+        elif i % 3 == 1:
+            vector = _mutated(rng, state)
+        else:
+            entries = rng.randrange(3)
+            vector = _vu(entries) + b"".join(_vu(rng.choice([CLIENT, _number(rng)])) + _vu(_number(rng))
+                                             for _ in range(entries))
+        with contextlib.suppress(crdt.InvalidUpdate):
+            assert isinstance(crdt.missing_from(doc, vector), bytes)
+    assert doc.get_update() == whole
+
+
+@pytest.mark.parametrize("vector", ["8ff5e8bac2281c", "d7cc8bfc32425f08e816", "0101", "01c0c40780808080100000"])
+def test_state_vectors_claiming_more_than_they_hold_are_refused_before_yrs(vector):
+    """Yrs sizes its table by the claimed count first: these 7 and 10 bytes (2**40-odd entries) made it touch a
+    gigabyte and stall the process for most of a second; a clock past 32 bits is refused too."""
+    with pytest.raises(wire.MalformedUpdate):
+        wire.check_state_vector(bytes.fromhex(vector))
+    with pytest.raises(crdt.InvalidUpdate):
+        crdt.missing_from(_typed_doc(), bytes.fromhex(vector))

@@ -34,15 +34,13 @@ class InvalidUpdate(ValueError):
 def check(update: bytes) -> None:
     """InvalidUpdate unless `update` is a well-formed Yjs update (`wire`): call it on every update from the network
     before Yrs sees it."""
-    try:
+    with _decoding():
         wire.check(update)
-    except wire.MalformedUpdate as exc:
-        raise InvalidUpdate(str(exc)) from exc
 
 
 @contextmanager
 def _decoding() -> Iterator[None]:
-    """Yrs' refusals as InvalidUpdate: its errors, and its panics, which pyo3 raises as `PanicException`, a
+    """Refusals as InvalidUpdate: `wire`'s and Yrs' errors, and Yrs' panics, which pyo3 raises as `PanicException`, a
     BaseException that `except Exception` (the store's, the socket lanes') would let through."""
     try:
         yield
@@ -88,8 +86,9 @@ def apply(doc: Doc, update: bytes) -> None:
 
 def missing_from(doc: Doc, state_vector: bytes) -> bytes:
     """The update a peer with `state_vector` lacks (the answer to y-socket.io's `sync-step-1`; EMPTY_STATE: the
-    whole document)."""
+    whole document). The state vector comes from the network: checked first (`wire.check_state_vector`)."""
     with _decoding():
+        wire.check_state_vector(state_vector)
         return doc.get_update(state_vector)
 
 

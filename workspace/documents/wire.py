@@ -131,6 +131,20 @@ def check(update: bytes) -> None:
         raise MalformedUpdate("trailing bytes")
 
 
+def check_state_vector(state_vector: bytes) -> None:
+    """MalformedUpdate unless `state_vector` is a Yjs state vector (count, then client and clock per entry) whose
+    count its bytes can hold: Yrs sizes its table by the count first, and a 7-byte vector claiming 2**40 entries had
+    a web process touch a gigabyte and stall for most of a second before refusing it. Bytes after the entries are
+    ignored, as Yrs does."""
+    reader = _Reader(state_vector)
+    entries = reader.uint()
+    if entries > (len(state_vector) - reader.pos) // 2:
+        raise MalformedUpdate("count beyond the state vector's end")
+    for _ in range(entries):
+        reader.uint()
+        _clock(reader.uint())
+
+
 def _client(reader: _Reader, seen: set[int]) -> None:
     client = reader.uint()
     if client in seen:
