@@ -6,6 +6,7 @@ Non-members get 404 (a project's existence is not revealed); members lacking the
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -36,21 +37,12 @@ def can(role: Role | None, action: Action) -> bool:
 
 def role_of(project_id: int, user_id: int) -> Role | None:
     """The user's role in the project, or None when not a member (or no such project)."""
-    return db.session.scalar(
-        sa.select(Membership.role).where(Membership.project_id == project_id, Membership.user_id == user_id)
-    )
+    return db.session.scalar(role_select(project_id, user_id))
 
 
-_ROLES = sa.select(Membership.user_id, Membership.role).where(
-    Membership.project_id == sa.bindparam("project_id"),
-    Membership.user_id.in_(sa.bindparam("user_ids", expanding=True)))
-
-
-def roles_of(project_id: int, user_ids: set[int]) -> dict[int, Role]:
-    """The roles of several users in the project, in one query (non-members are absent); prebuilt, because
-    co-editing asks for every group of updates it stores."""
-    return dict(db.session.connection().execute(_ROLES, {"project_id": project_id, "user_ids": list(user_ids)})
-                .tuples().all())
+def role_select(project_id: Any, user_id: Any) -> sa.Select:
+    """The query of `role_of` (values or bound parameters), for a statement that reads roles with other things."""
+    return sa.select(Membership.role).where(Membership.project_id == project_id, Membership.user_id == user_id)
 
 
 def authorize(project_id: int, user_id: int, action: Action) -> Role:

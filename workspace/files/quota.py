@@ -28,7 +28,7 @@ def lock_of(project_id: sa.ColumnElement) -> sa.ColumnElement:
 
 
 _LOCK = sa.select(lock_of(sa.bindparam("project_id")))
-_USAGE = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_files.c.size), 0),
+USAGE = (sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(_files.c.size), 0),
                     sa.func.max(sa.case((_files.c.path == sa.bindparam("path"), _files.c.size))))
           .where(_files.c.project_id == sa.bindparam("project_id")))
 
@@ -37,18 +37,22 @@ def enabled() -> bool:
     return bool(current_app.config["MAX_FILES_PER_PROJECT"] or current_app.config["MAX_PROJECT_BYTES"])
 
 
-def check_write(project_id: int, path: str, new_size: int, locked: bool = False) -> None:
+def check_write(project_id: int, path: str, new_size: int, locked: bool = False,
+                usage: tuple[int, int, int | None] | None = None) -> None:
     """Raise PayloadTooLarge (413) when writing `new_size` bytes at `path` would take the project past its file
     count (a new path) or byte total; call it inside the write's transaction, before the row is written.
-    `locked`: the transaction already took the project's lock (`lock_of`)."""
+    `locked`: the transaction already took the project's lock (`lock_of`); `usage`: the row of `USAGE` (files,
+    bytes, this path's bytes) when the caller read it after taking that lock."""
     if not enabled():
         return
     max_files = current_app.config["MAX_FILES_PER_PROJECT"]
     max_bytes = current_app.config["MAX_PROJECT_BYTES"]
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql" and not locked:
+    if connection.dialect.name == "postgresql" and not locked and usage is None:
         connection.execute(_LOCK, {"project_id": project_id})
-    count, total, current = connection.execute(_USAGE, {"project_id": project_id, "path": path}).one()
+    if usage is None:
+        usage = connection.execute(USAGE, {"project_id": project_id, "path": path}).one()
+    count, total, current = usage
     if current is None and max_files and count >= max_files:
         raise PayloadTooLarge(f"This project already holds {count} files; the limit is {max_files}.",
                               code="file_quota_exceeded", details={"files": count, "max_files": max_files})
