@@ -1,8 +1,10 @@
 """Extension objects, created once here and bound to the app in `create_app`."""
 
+import time
+from datetime import timedelta
 from functools import partial
 
-from flask import request
+from flask import current_app, request
 from flask.globals import request_ctx
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
@@ -35,27 +37,53 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 
 
+# Verified tokens remembered per app; cleared whole when full (a client reuses its access token for its lifetime).
+VERIFIED_TOKENS_MAX = 10_000
+
+
 class WorkspaceJWTManager(JWTManager):
-    """flask-jwt-extended's manager, decoding a token once instead of three times.
+    """flask-jwt-extended's manager, verifying a token string once instead of three parses per request.
 
     The library parses every token twice unverified (claims, then header) to hand both to a decode-key callback,
-    then a third time verified. With the default callback (one configured key) the claims cannot change the key,
-    so one verified decode does. An expired token, or a custom key loader, takes the library's path unchanged.
+    then a third time verified. With the default callback (one configured key) the claims cannot change the key, so
+    one verified parse does; and a token string that verified once, against the same key, verifies again until it
+    expires, so the claims are remembered (bounded, per app) and only the expiry is checked on the next request.
+    Revocation is not part of this: it is checked on every request. An expired token, CSRF values (cookie tokens)
+    and a custom key loader take the library's path unchanged.
     """
 
     def _decode_jwt_from_config(self, encoded_token: str, csrf_value=None, allow_expired: bool = False) -> dict:
-        if self._decode_key_callback is not default_decode_key_callback:
+        if self._decode_key_callback is not default_decode_key_callback or csrf_value or allow_expired:
             return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        verified = current_app.extensions.setdefault("workspace_verified_tokens", {})
+        cache_key = (jwt_config.decode_key, encoded_token)
+        claims = verified.get(cache_key)
+        if claims is not None and not _expired(claims):
+            return dict(claims)
         try:
-            return _decode_jwt(
-                algorithms=jwt_config.decode_algorithms, allow_expired=allow_expired,
-                audience=jwt_config.decode_audience, csrf_value=csrf_value, encoded_token=encoded_token,
+            claims = _decode_jwt(
+                algorithms=jwt_config.decode_algorithms, allow_expired=False,
+                audience=jwt_config.decode_audience, csrf_value=None, encoded_token=encoded_token,
                 identity_claim_key=jwt_config.identity_claim_key, issuer=jwt_config.decode_issuer,
                 leeway=jwt_config.leeway, secret=jwt_config.decode_key,
                 verify_aud=jwt_config.decode_audience is not None, verify_sub=jwt_config.verify_sub)
         except ExpiredSignatureError:
+            verified.pop(cache_key, None)
             # The library attaches the expired token's header and claims to the error for the expired loader.
             return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        if len(verified) >= VERIFIED_TOKENS_MAX:
+            verified.clear()
+        verified[cache_key] = dict(claims)
+        return claims
+
+
+def _expired(claims: dict) -> bool:
+    """PyJWT's expiry rule (`exp <= now - leeway`) for claims that passed its checks before."""
+    if "exp" not in claims:
+        return False
+    leeway = jwt_config.leeway
+    leeway = leeway.total_seconds() if isinstance(leeway, timedelta) else leeway
+    return int(claims["exp"]) <= time.time() - leeway
 
 
 jwt = WorkspaceJWTManager()

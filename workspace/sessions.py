@@ -13,7 +13,8 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 class CookieSessionWhenPresent(SecureCookieSessionInterface):
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if self.get_cookie_name(app) not in request.cookies:
+        # No Cookie header at all (every API client): not even the parse of an empty cookie jar.
+        if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
 

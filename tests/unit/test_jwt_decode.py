@@ -1,5 +1,6 @@
-"""The app's JWT manager decodes a token once: same claims, same errors, and the library's own path whenever a key
-loader could pick the key from the claims or an expired token's details are wanted."""
+"""The app's JWT manager verifies a token string once: same claims, same errors, expiry still enforced on every use,
+and the library's own path whenever a key loader could pick the key from the claims or an expired token's details
+are wanted."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from flask import Flask
 from flask_jwt_extended import create_access_token, decode_token
 
+from workspace import extensions
 from workspace.extensions import WorkspaceJWTManager
 
 
@@ -53,3 +55,58 @@ def test_a_custom_key_loader_still_chooses_the_key(manager_app):
     token = pyjwt.encode({"sub": "7", "type": "access", "tenant": "acme"}, "per-tenant-acme-" + "z" * 48,
                          algorithm="HS256")
     assert decode_token(token)["tenant"] == "acme"
+
+
+def _counting_loads(monkeypatch) -> list:
+    loads = []
+    original = pyjwt.api_jws.PyJWS._load
+    monkeypatch.setattr(pyjwt.api_jws.PyJWS, "_load", lambda self, t: loads.append(t) or original(self, t))
+    return loads
+
+
+def test_a_verified_token_is_not_parsed_again(manager_app, monkeypatch):
+    token = create_access_token(identity="7")
+    first = decode_token(token)
+    loads = _counting_loads(monkeypatch)
+    first["sub"] = "tampered by a caller"
+    again = decode_token(token)
+    assert loads == [] and again["sub"] == "7" and again["jti"] == first["jti"]
+
+
+def test_a_remembered_token_still_expires(manager_app, monkeypatch):
+    token = create_access_token(identity="7", expires_delta=timedelta(seconds=30))
+    expires = decode_token(token)["exp"]
+    monkeypatch.setattr(extensions.time, "time", lambda: expires + 1)
+    monkeypatch.setattr(pyjwt.api_jwt, "datetime", _Clock(expires + 1))
+    with pytest.raises(pyjwt.ExpiredSignatureError) as caught:
+        decode_token(token)
+    assert caught.value.jwt_data["sub"] == "7"
+
+
+def test_a_remembered_token_is_refused_once_the_key_changes(manager_app):
+    app, _ = manager_app
+    token = create_access_token(identity="7")
+    decode_token(token)
+    app.config["JWT_SECRET_KEY"] = "r" * 64
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        decode_token(token)
+
+
+def test_the_remembered_tokens_are_bounded(manager_app, monkeypatch):
+    app, _ = manager_app
+    monkeypatch.setattr(extensions, "VERIFIED_TOKENS_MAX", 2)
+    for n in range(5):
+        decode_token(create_access_token(identity=str(n)))
+    assert 1 <= len(app.extensions["workspace_verified_tokens"]) <= 2
+
+
+class _Clock:
+    """Stands in for `datetime.datetime` in PyJWT so that its `now(tz)` is a chosen Unix time."""
+
+    def __init__(self, timestamp: float) -> None:
+        self.timestamp = timestamp
+
+    def now(self, tz=None):
+        import datetime as real
+
+        return real.datetime.fromtimestamp(self.timestamp, tz=tz)

@@ -37,3 +37,16 @@ def test_plain_callables_are_remembered_and_others_still_checked(app, monkeypatc
     assert app.ensure_sync(unhashable) is unhashable and checks == [unhashable]
     bound = functools.partial(view)
     assert app.ensure_sync(bound) is bound and app.ensure_sync(bound) is bound and checks == [unhashable, bound]
+
+
+def test_the_cookie_session_is_read_only_when_a_cookie_is_sent(app):
+    from flask import session
+
+    @app.get("/visits")
+    def visits():
+        session["n"] = session.get("n", 0) + 1
+        return str(session["n"])
+
+    browser = app.test_client()
+    assert [browser.get("/visits").text for _ in range(2)] == ["1", "2"]  # the session cookie round-trips
+    assert app.test_client().get("/visits").text == "1"  # no Cookie header: a fresh session

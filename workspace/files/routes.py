@@ -38,7 +38,7 @@ def get_file(project_id, path):
 
 @bp.route("/<path:path>", methods=["PUT"])
 @jwt_required()
-@bp.arguments(FileSaveIn)
+@bp.arguments(FileSaveIn())
 @bp.response(200, FileSavedOut, description="Replaced an existing file.")
 @bp.alt_response(201, schema=FileSavedOut, description="Created the file.")
 @error_responses(bp, *WRITE_ERRORS, 409, 413)

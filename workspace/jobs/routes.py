@@ -32,8 +32,8 @@ def _checked_id(value: int) -> int:
 
 @bp.route("/jobs/run", methods=["POST"])
 @jwt_required()
-@bp.arguments(JobRunIn)
-@bp.arguments(IdempotencyHeader, location="headers")
+@bp.arguments(JobRunIn())
+@bp.arguments(IdempotencyHeader(), location="headers")
 @bp.response(202, JobAcceptedOut)
 @bp.alt_response(200, schema=JobAcceptedOut, description="Replay of an Idempotency-Key: the original job.")
 @bp.alt_response(403, description="Viewers may not run jobs.")
@@ -77,7 +77,7 @@ def get_artifact(job_id):
 
 @bp.route("/projects/<int:project_id>/jobs", methods=["GET"])
 @jwt_required()
-@bp.arguments(PageArgs, location="query")
+@bp.arguments(PageArgs(), location="query")
 @bp.response(200, JobPageOut)
 @bp.alt_response(404, description="No such project (or not a member).")
 def list_jobs(args, project_id):

@@ -25,7 +25,7 @@ def list_collaborators(project_id):
 
 @bp.route("", methods=["POST"])
 @jwt_required()
-@bp.arguments(CollaboratorIn)
+@bp.arguments(CollaboratorIn())
 @bp.response(201, CollaboratorOut)
 @error_responses(bp, *WRITE_ERRORS, 409)
 def invite_collaborator(body, project_id):
@@ -36,7 +36,7 @@ def invite_collaborator(body, project_id):
 
 @bp.route("/<int:user_id>", methods=["PATCH"])
 @jwt_required()
-@bp.arguments(RoleIn)
+@bp.arguments(RoleIn())
 @bp.response(200, CollaboratorOut)
 @error_responses(bp, *WRITE_ERRORS, 409)
 def change_role(body, project_id, user_id):

@@ -36,7 +36,7 @@ def _cache_keys(claims: dict) -> list[str]:
 
 @bp.route("/", methods=["GET"])
 @jwt_required()
-@bp.arguments(PageArgs, location="query")
+@bp.arguments(PageArgs(), location="query")
 @bp.response(200, ProjectPageOut, headers=X_CACHE)
 @error_responses(bp, 401, 422, 503)
 @tokens.read_with_revocation_check(_cache_keys)
@@ -68,7 +68,7 @@ def _json(body: str, cache_state: str) -> Response:
 
 @bp.route("/", methods=["POST"])
 @jwt_required()
-@bp.arguments(ProjectIn)
+@bp.arguments(ProjectIn())
 @bp.response(201, ProjectOut)
 @error_responses(bp, 400, 401, 415, 422, 503)
 def create_project(body):
@@ -87,7 +87,7 @@ def get_project(project_id):
 
 @bp.route("/<int:project_id>", methods=["PUT", "PATCH"])
 @jwt_required()
-@bp.arguments(ProjectUpdateIn)
+@bp.arguments(ProjectUpdateIn())
 @bp.response(200, ProjectOut)
 @error_responses(bp, *WRITE_ERRORS)
 def update_project(body, project_id):
