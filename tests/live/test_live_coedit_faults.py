@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.live, pytest.mark.usefixtures("stop_webs_together")]
 PATH = "faults.md"
 
 
-def two_webs(env, processes):
+def two_webs(env, processes, async_mode="eventlet"):
     with ThreadPoolExecutor(2) as pool:
-        webs = [future.result() for future in [pool.submit(start_web, {**env, "SHUTDOWN_DRAIN_SECONDS": "1"})
-                                               for _ in range(2)]]
+        webs = [future.result() for future in [pool.submit(start_web, {**env, "SHUTDOWN_DRAIN_SECONDS": "1"},
+                                                           async_mode=async_mode) for _ in range(2)]]
     processes.extend(proc for proc, _ in webs)
     return [base for _, base in webs]
 
@@ -81,9 +81,10 @@ def own_redis(tmp_path):
     server.kill()
 
 
-def test_a_redis_restart_is_told_to_the_editor_and_everyone_resyncs(live_env, processes, team, clients, own_redis,
-                                                                    database_url):
-    web1, web2 = two_webs({**live_env, "REDIS_URL": own_redis.url}, processes)
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_a_redis_restart_is_told_to_the_editor_and_everyone_resyncs(async_mode, live_env, processes, team, clients,
+                                                                    own_redis, database_url):
+    web1, web2 = two_webs({**live_env, "REDIS_URL": own_redis.url}, processes, async_mode)
     alice, bob = editors(clients, team, web1, web2)
     alice.type("before.")
     bob.wait_text("before.")
