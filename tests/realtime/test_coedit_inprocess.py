@@ -9,6 +9,7 @@ from realtime_inprocess import events, sio_app, sio_http, sio_team  # noqa: F401
 from teams import project_url
 
 from workspace.documents import crdt
+from workspace.errors import ServiceUnavailable
 from workspace.extensions import socketio
 from workspace.realtime import awareness, coedit
 
@@ -186,3 +187,10 @@ def test_a_relay_the_queue_lost_is_told_and_a_resubscription_resyncs(doc_connect
         whole = crdt.new_doc()
         crdt.apply(whole, received(sio, "sync-update")[-1])
         assert crdt.text_of(whole) == "saved anyway"
+
+    def down(*_):
+        raise ServiceUnavailable("down")
+
+    monkeypatch.setattr(coedit.documents, "state_for", down)
+    coedit.resync(sio_app)  # the database down as well: nothing sent now, their reconnect's sync-step-1 carries it
+    assert not received(owner, "sync-update")

@@ -99,6 +99,14 @@ def test_malformed_updates_are_refused(bad):
         crdt.check(bad)
 
 
+def test_legacy_json_content_passes_and_overlong_numbers_do_not():
+    """Yjs' legacy ContentJSON (kind 2: a count of JSON strings) is well-formed; a lib0 varint of 11 bytes is not."""
+    item = b"\x01\x01\x02\x00\x02\x01\x07content"
+    crdt.check(item + b"\x02\x011\x04null\x00")
+    with pytest.raises(crdt.InvalidUpdate):
+        crdt.check(b"\x01\x01\x02\x00\x08\x01\x07content\x01\x7d" + b"\xff" * 11 + b"\x01\x00")
+
+
 def test_yrs_panics_are_invalid_updates_not_base_exceptions():
     """pyo3 raises a Rust panic as PanicException, a BaseException: mapped, so the store's and the socket lanes'
     `except Exception` see a refusal instead of losing the green thread."""
