@@ -1,7 +1,8 @@
-"""Updates from the network before and inside Yrs: what Yjs writes passes `crdt.check`; updates that crash, panic
-or poison Yrs (found by fuzzing pycrdt 0.14 / Yrs 0.28) are refused before it sees them; a panic that still happens
-is an InvalidUpdate, not a BaseException escaping `except Exception`; and a bounded fuzz of generated, bit-flipped
-and truncated updates finds nothing that gets past the check and then breaks a document."""
+"""Bytes from the network before and inside Yrs: what Yjs writes passes `crdt.check`; updates and state vectors
+that crash, panic, poison or bloat Yrs (found by fuzzing pycrdt 0.14 / Yrs 0.28) are refused before it sees them;
+a panic that still happens is an InvalidUpdate, not a BaseException escaping `except Exception`; and bounded fuzzes
+of generated, bit-flipped and truncated updates, state vectors and awareness messages find nothing that gets past
+the checks and then breaks a document."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from pycrdt import Doc, Text, merge_updates
 
 from workspace.documents import crdt, wire
+from workspace.realtime import awareness
 
 # Written by the npm `yjs` client (13.6): two clients' text with emoji, CJK, deletes, formats and an embed, a map
 # with nested values, an array, a subdocument and XML (every content kind Yjs writes), as a whole state, a merge of
@@ -237,3 +239,22 @@ def test_state_vectors_claiming_more_than_they_hold_are_refused_before_yrs(vecto
         wire.check_state_vector(bytes.fromhex(vector))
     with pytest.raises(crdt.InvalidUpdate):
         crdt.missing_from(_typed_doc(), bytes.fromhex(vector))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_any_awareness_message_is_decoded_or_refused(seed):
+    """awareness-update bytes are read by pycrdt's (Python) lib0 decoder: random, bit-flipped and truncated messages
+    give entries or InvalidAwareness, nothing else."""
+    rng = random.Random(seed)
+    real = awareness.encode([awareness.Entry(11, 3, '{"user":{"name":"Ann"},"cursor":{"anchor":1}}'),
+                             awareness.Entry(2**40, 1, "null")])
+    decoded = 0
+    for i in range(500):
+        message = bytes(rng.randrange(256) for _ in range(rng.randrange(16))) if i % 2 else _mutated(rng, real)
+        try:
+            entries = awareness.decode(message)
+        except awareness.InvalidAwareness:
+            continue
+        decoded += 1
+        assert all(isinstance(e.client_id, int) and isinstance(e.state, str) for e in entries)
+    assert decoded
