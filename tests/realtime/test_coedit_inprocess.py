@@ -176,8 +176,9 @@ def test_a_relay_the_queue_lost_is_told_and_a_resubscription_resyncs(doc_connect
     monkeypatch.setattr(manager, "lost_publishes", 0, raising=False)
     monkeypatch.setattr(manager, "emit", losing)
     doc = crdt.new_doc()
-    owner.emit("sync-update", typed("saved anyway", doc), namespace=owner.ns)
-    for sio, relayed in ((owner, 0), (collab, 1)):
+    owner.emit("sync-update", typed("saved ", doc), namespace=owner.ns)
+    owner.emit("sync-update", typed("anyway", doc), namespace=owner.ns)
+    for sio, relayed in ((owner, 0), (collab, 2)):  # told once, not per keystroke
         got = sio.get_received(sio.ns)
         assert [(e["args"][0]["code"], "Redis" in e["args"][0]["message"]) for e in got if e["name"] == "yjs-error"] \
             == [("unavailable", True)]

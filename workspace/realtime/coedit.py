@@ -19,6 +19,7 @@ so the default namespace (`/`) keeps its handlers, and any namespace that is not
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,8 @@ class Coedit:
         self.pending_file_changes: dict[tuple[int, str], dict[str, Any]] = {}
         # Per document namespace: the awareness entries to send at its next tick (client id -> latest entry).
         self.pending_awareness: dict[str, dict[int, awareness.Entry]] = {}
+        # Per document namespace: when its editors were last told that relays to other processes are lost.
+        self.relay_down_told: dict[str, float] = {}
 
 
 def _state() -> Coedit:
@@ -332,12 +335,17 @@ def relay_update(_sender: Any, *, project_id: int, path: str, update: bytes, ori
     manager = socketio.server.manager
     lost = getattr(manager, "lost_publishes", 0)
     socketio.emit("sync-update", update, namespace=namespace, skip_sid=skip)
-    if getattr(manager, "lost_publishes", 0) != lost:
-        log.warning("update of %s not relayed to other processes: the message queue is down", namespace)
+    if getattr(manager, "lost_publishes", 0) == lost:
+        return
+    log.warning("update of %s not relayed to other processes: the message queue is down", namespace)
+    told, now = _sender.extensions["coedit"].relay_down_told, time.monotonic()
+    if now - told.get(namespace, -RELAY_DOWN_EVERY) >= RELAY_DOWN_EVERY:  # once in a while, not per keystroke
+        told[namespace] = now
         socketio.server.emit("yjs-error", {"code": "unavailable", "message": RELAY_DOWN}, namespace=namespace,
                              ignore_queue=True)
 
 
+RELAY_DOWN_EVERY = 5.0  # seconds
 RELAY_DOWN = ("Live updates between servers are interrupted (Redis unavailable). Your edits are saved; editors on "
               "other servers receive them when the service is back.")
 
