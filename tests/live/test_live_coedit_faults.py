@@ -129,3 +129,28 @@ def test_a_postgresql_hiccup_is_told_and_the_editor_resyncs(live_env, processes,
     assert bob.wait_text("one. two.", timeout=30) == "one. two."
     assert alice.wait_text("one. two.") == "one. two."
     wait_until(lambda: stored_text(database_url, team) == "one. two.", what="the typing stored after the hiccup")
+
+
+def test_a_killed_web_process_loses_nothing_and_its_editor_merges_back(live_env, processes, team, clients,
+                                                                       database_url):
+    """kill -9 of one of two web processes while both editors type: what was relayed was stored, the other process
+    keeps editing, and the dropped editor's offline typing merges in once a process is back on its URL."""
+    env = {**live_env, "SHUTDOWN_DRAIN_SECONDS": "1"}
+    port = free_port()
+    with ThreadPoolExecutor(2) as pool:
+        webs = [future.result() for future in [pool.submit(start_web, env, port), pool.submit(start_web, env)]]
+    processes.extend(proc for proc, _ in webs)
+    (victim, web1), (_, web2) = webs
+    alice, bob = editors(clients, team, web1, web2)
+    alice.type("stored.")
+    bob.wait_text("stored.")  # relayed, so committed
+    victim.kill()
+    alice.inbox.wait(lambda i: i["type"] == "disconnect", what="alice dropped by the crash")
+    assert stored_text(database_url, team) == "stored."
+    alice.type(" offline.")
+    bob.type(" live.")
+    restarted, _ = start_web(env, port)
+    processes.append(restarted)
+    merged = alice.wait_text(lambda text: "offline." in text and "live." in text, timeout=30)
+    assert bob.wait_text(merged) == merged and merged.startswith("stored.")
+    wait_until(lambda: stored_text(database_url, team) == merged, what="the merged text stored")
