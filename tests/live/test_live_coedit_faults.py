@@ -154,3 +154,21 @@ def test_a_killed_web_process_loses_nothing_and_its_editor_merges_back(live_env,
     merged = alice.wait_text(lambda text: "offline." in text and "live." in text, timeout=30)
     assert bob.wait_text(merged) == merged and merged.startswith("stored.")
     wait_until(lambda: stored_text(database_url, team) == merged, what="the merged text stored")
+
+
+def test_updates_that_break_yrs_are_refused_through_the_socket_lanes(live_env, processes, team, clients):
+    """The crashers of tests/unit/test_yjs_wire.py sent by the npm client, straight into its socket's lane (where
+    waiting updates merge): each refused with invalid_update, the socket keeps editing, the document stays whole."""
+    web1, web2 = two_webs(live_env, processes)
+    alice, bob = editors(clients, team, web1, web2)
+    alice.type("ok.")
+    for crasher in ("0201020504010004f09f988002020000ffffffffffffffff7f00030103010001",
+                    "01020201000043ffffffffffffffffff01050000"):
+        alice.send("raw", event="sync-update", hex=crasher)
+    alice.type(" still.")
+    assert bob.wait_text("ok. still.") == "ok. still."
+    wait_until(lambda: [e["code"] for e in alice.errors()] == ["invalid_update", "invalid_update"],
+               what="both refused")
+    late = YjsAgent(web2, team.project_id, PATH, team.viewer.access, "late@web2")
+    clients.append(late)
+    assert late.wait_text("ok. still.") == "ok. still."
