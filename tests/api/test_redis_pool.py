@@ -36,3 +36,14 @@ def test_a_caller_waits_for_a_free_connection_instead_of_failing(make_app):
 
 def test_the_rate_limiter_waits_for_connections_too(app):
     assert isinstance(app.config["RATELIMIT_STORAGE_OPTIONS"]["connection_pool"], redis.BlockingConnectionPool)
+
+
+def test_replies_are_parsed_by_hiredis(app):
+    """requirements.txt installs hiredis for its C reply parser; redis-py falls back to pure Python silently."""
+    client = app.extensions["redis_store"]["client"]
+    connection = client.connection_pool.get_connection()
+    try:
+        assert type(connection._parser).__name__ == "_HiredisParser"
+        assert client.mget("never-set-a", "never-set-b") == [None, None]
+    finally:
+        client.connection_pool.release(connection)
