@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 from flask import Response
 
 
@@ -50,3 +51,28 @@ def test_the_cookie_session_is_read_only_when_a_cookie_is_sent(app):
     browser = app.test_client()
     assert [browser.get("/visits").text for _ in range(2)] == ["1", "2"]  # the session cookie round-trips
     assert app.test_client().get("/visits").text == "1"  # no Cookie header: a fresh session
+
+
+@pytest.mark.parametrize("origins", [["*"], ["https://a.example", "https://b.example"]])
+def test_cors_headers_from_the_memo_are_flask_cors_own(tmp_path, monkeypatch, origins):
+    from workspace import create_app, extensions
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'cors.db'}", "REDIS_URL": None,
+                      "SOCKETIO_MESSAGE_QUEUE": None, "CORS_ORIGINS": origins})
+    client = app.test_client()
+    requests = [("GET", "/healthz", {}), ("GET", "/nope", {}), ("POST", "/api/v1/projects/", {}),
+                ("GET", "/healthz", {"Origin": "https://a.example"}),
+                ("OPTIONS", "/api/v1/auth/login", {"Origin": "https://a.example",
+                                                   "Access-Control-Request-Method": "POST"})]
+
+    def headers():
+        seen = []
+        for method, path, sent in requests:
+            response = client.open(path, method=method, headers=sent)
+            seen.append(sorted((k, v) for k, v in response.headers.items() if k != "X-Request-ID"))
+        return seen
+
+    memo = headers()
+    assert any(name == "Access-Control-Allow-Origin" for name, _ in memo[0])
+    monkeypatch.setattr(extensions, "_cors_from_memo_applies", lambda response: False)
+    assert headers() == memo
