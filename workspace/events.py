@@ -27,11 +27,15 @@ class DomainEvent(NamedSignal):
     """A blinker signal whose receivers run in connection order (blinker itself keeps them in a set)."""
 
     def receivers_for(self, sender: Any) -> Generator[Callable[..., Any], None, None]:
+        receivers = list(super().receivers_for(sender))
+        if len(receivers) < 2:  # most events of a request have one receiver: nothing to order
+            yield from receivers
+            return
         rank = {}
         for position, ref in enumerate(self.receivers.values()):
             receiver = ref() if isinstance(ref, weakref.ref) else ref
             rank[id(receiver)] = position
-        yield from sorted(super().receivers_for(sender), key=lambda receiver: rank.get(id(receiver), len(rank)))
+        yield from sorted(receivers, key=lambda receiver: rank.get(id(receiver), len(rank)))
 
 
 file_saved = DomainEvent("file-saved", doc="""A file was created or replaced.

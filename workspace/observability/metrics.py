@@ -98,9 +98,16 @@ def auth_attempt(kind: str, ok: bool) -> None:
     AUTH_ATTEMPTS.labels(process_name(), _bounded(kind, AUTH_KINDS), "success" if ok else "failure").inc()
 
 
+_CACHE_LOOKUP_CHILDREN: dict[tuple[str, bool], Counter] = {}
+
+
 def cache_lookup(hit: bool) -> None:
-    """Count one project-list cache lookup."""
-    CACHE_LOOKUPS.labels(process_name(), "hit" if hit else "miss").inc()
+    """Count one project-list cache lookup (the labelled child looked up once per process name and result)."""
+    key = (process_name(), hit)
+    child = _CACHE_LOOKUP_CHILDREN.get(key)
+    if child is None:
+        child = _CACHE_LOOKUP_CHILDREN[key] = CACHE_LOOKUPS.labels(key[0], "hit" if hit else "miss")
+    child.inc()
 
 
 def counts_socket_event(event: str, handler):
