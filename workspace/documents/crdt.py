@@ -31,11 +31,19 @@ class InvalidUpdate(ValueError):
     """The bytes are not a Yjs update (or state vector) Yrs can decode."""
 
 
-def check(update: bytes) -> None:
-    """InvalidUpdate unless `update` is a well-formed Yjs update (`wire`): call it on every update from the network
-    before Yrs sees it."""
+class Checked(bytes):
+    """Update bytes known to be well-formed: passed `check`, or made by Yrs from such bytes (`merge`)."""
+
+
+def check(update: bytes) -> Checked:
+    """`update` as Checked, InvalidUpdate unless it is a well-formed Yjs update (`wire`): call it on every update from
+    the network before Yrs sees it. Bytes already Checked are not walked again (a socket lane merges its waiting
+    updates one at a time into one growing update, which the store then receives)."""
+    if isinstance(update, Checked):
+        return update
     with _decoding():
         wire.check(update)
+    return Checked(update)
 
 
 @contextmanager
@@ -65,10 +73,8 @@ def text_of(doc: Doc) -> str:
 
 def merge(first: bytes, second: bytes) -> bytes:
     """One update with the effect of applying `first` then `second` (Yrs' merge); InvalidUpdate if either is not
-    an update. Both come from the network (a socket's waiting updates)."""
-    check(first)
-    check(second)
-    return merge_all([first, second])
+    an update. Both come from the network (a socket's waiting updates) or from an earlier merge."""
+    return Checked(merge_all([check(first), check(second)]))
 
 
 def merge_all(updates: list[bytes]) -> bytes:
