@@ -1,7 +1,6 @@
 """Accounts and tokens: the `auth` blueprint and the token machinery."""
 
 from .current import current_user_id, current_user_ref
-from .guard import token_required
 from .routes import bp
 
-__all__ = ["bp", "current_user_id", "current_user_ref", "token_required"]
+__all__ = ["bp", "current_user_id", "current_user_ref"]

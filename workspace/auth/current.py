@@ -6,7 +6,7 @@ from flask_jwt_extended import get_jwt
 
 
 def current_user_id() -> int:
-    """The caller's user id; only valid inside a view guarded by `token_required()`."""
+    """The caller's user id; only valid inside a view guarded by `jwt_required()`."""
     return int(get_jwt()["sub"])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
-from flask_jwt_extended import get_jwt
+from flask_jwt_extended import get_jwt, jwt_required
 from flask_smorest import Blueprint
 
 from ..errors import Unauthorized
@@ -11,7 +11,6 @@ from ..extensions import db, limiter
 from ..models import User
 from . import service, tokens
 from .attempts import announced
-from .guard import token_required
 from .schemas import LoginIn, LogoutIn, SignupIn, SignupOut, TokenPairOut, UserOut
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
@@ -49,7 +48,7 @@ def login(body):
 @bp.route("/refresh", methods=["POST"])
 @announced("refresh")
 @limiter.limit(auth_rate_limit)
-@token_required(refresh=True)
+@jwt_required(refresh=True)
 @bp.response(200, TokenPairOut)
 @bp.alt_response(401, description="Refresh token missing, expired, revoked or re-used.")
 @bp.alt_response(429, description="Rate limited.")
@@ -60,7 +59,7 @@ def refresh():
 
 @bp.route("/logout", methods=["POST"])
 @announced("logout")
-@token_required()
+@jwt_required()
 @bp.arguments(LogoutIn(), required=False)
 @bp.response(204)
 @bp.alt_response(401, description="Not authenticated.")
@@ -70,7 +69,7 @@ def logout(body):
 
 
 @bp.route("/me", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.response(200, UserOut)
 @bp.alt_response(401, description="Not authenticated.")
 def me():

@@ -85,7 +85,7 @@ def is_revoked(payload: dict[str, Any]) -> bool:
 
 
 def read_with_revocation_check(keys_for: Callable[[dict[str, Any]], list[str]]):
-    """View decorator (nearest the function, under `token_required()`): the Redis keys `keys_for(claims)` names are
+    """View decorator (nearest the function, under `jwt_required()`): the Redis keys `keys_for(claims)` names are
     read in the same round trip as the token's revocation check, so a view that needs Redis anyway spends one round
     trip, not two. The view reads them with `prefetched(keys)`; the check itself is unchanged (same place, same
     errors, fails closed)."""

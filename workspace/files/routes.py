@@ -6,9 +6,10 @@ socket `FILE_CHANGE` handler calls too.
 
 from __future__ import annotations
 
+from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
-from ..auth import current_user_id, current_user_ref, token_required
+from ..auth import current_user_id, current_user_ref
 from ..projects.openapi import READ_ERRORS, WRITE_ERRORS, error_responses
 from . import service
 from .schemas import FileListOut, FileOut, FileSavedOut, FileSaveIn
@@ -18,7 +19,7 @@ bp = Blueprint("files", __name__, url_prefix="/api/v1/projects/<int:project_id>/
 
 
 @bp.route("", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.response(200, FileListOut)
 @error_responses(bp, *READ_ERRORS)
 def list_files(project_id):
@@ -27,7 +28,7 @@ def list_files(project_id):
 
 
 @bp.route("/<path:path>", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.response(200, FileOut)
 @error_responses(bp, *READ_ERRORS)
 def get_file(project_id, path):
@@ -36,7 +37,7 @@ def get_file(project_id, path):
 
 
 @bp.route("/<path:path>", methods=["PUT"])
-@token_required()
+@jwt_required()
 @bp.arguments(FileSaveIn())
 @bp.response(200, FileSavedOut, description="Replaced an existing file.")
 @bp.alt_response(201, schema=FileSavedOut, description="Created the file.")
@@ -52,7 +53,7 @@ def put_file(body, project_id, path):
 
 
 @bp.route("/<path:path>", methods=["DELETE"])
-@token_required()
+@jwt_required()
 @bp.response(204)
 @error_responses(bp, *READ_ERRORS, 403, 422)
 def delete_file(project_id, path):

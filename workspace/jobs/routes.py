@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask import Response, stream_with_context
+from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from ..auth.current import current_user_id
-from ..auth.guard import token_required
 from ..errors import NotFound
 from ..schemas import PageArgs
 from . import service
@@ -31,7 +31,7 @@ def _checked_id(value: int) -> int:
 
 
 @bp.route("/jobs/run", methods=["POST"])
-@token_required()
+@jwt_required()
 @bp.arguments(JobRunIn())
 @bp.arguments(IdempotencyHeader(), location="headers")
 @bp.response(202, JobAcceptedOut)
@@ -51,7 +51,7 @@ def run_job(body, headers):
 
 
 @bp.route("/jobs/<int:job_id>", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.response(200, JobOut)
 @bp.alt_response(404, description="No such job (or not a member of its project).")
 def get_job(job_id):
@@ -60,7 +60,7 @@ def get_job(job_id):
 
 
 @bp.route("/jobs/<int:job_id>/artifact", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.response(200, content_type="application/zip", description="The export's zip archive.")
 @bp.alt_response(404, description="No such job, not a member, or the job has no artifact.")
 def get_artifact(job_id):
@@ -76,7 +76,7 @@ def get_artifact(job_id):
 
 
 @bp.route("/projects/<int:project_id>/jobs", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.arguments(PageArgs(), location="query")
 @bp.response(200, JobPageOut)
 @bp.alt_response(404, description="No such project (or not a member).")

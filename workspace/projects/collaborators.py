@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
-from ..auth import current_user_id, token_required
+from ..auth import current_user_id
 from . import members
 from .openapi import READ_ERRORS, WRITE_ERRORS, error_responses
 from .schemas import CollaboratorIn, CollaboratorListOut, CollaboratorOut, RoleIn
@@ -14,7 +15,7 @@ bp = Blueprint("collaborators", __name__, url_prefix="/api/v1/projects/<int:proj
 
 
 @bp.route("", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.response(200, CollaboratorListOut)
 @error_responses(bp, *READ_ERRORS)
 def list_collaborators(project_id):
@@ -23,7 +24,7 @@ def list_collaborators(project_id):
 
 
 @bp.route("", methods=["POST"])
-@token_required()
+@jwt_required()
 @bp.arguments(CollaboratorIn())
 @bp.response(201, CollaboratorOut)
 @error_responses(bp, *WRITE_ERRORS, 409)
@@ -34,7 +35,7 @@ def invite_collaborator(body, project_id):
 
 
 @bp.route("/<int:user_id>", methods=["PATCH"])
-@token_required()
+@jwt_required()
 @bp.arguments(RoleIn())
 @bp.response(200, CollaboratorOut)
 @error_responses(bp, *WRITE_ERRORS, 409)
@@ -44,7 +45,7 @@ def change_role(body, project_id, user_id):
 
 
 @bp.route("/<int:user_id>", methods=["DELETE"])
-@token_required()
+@jwt_required()
 @bp.response(204)
 @error_responses(bp, *READ_ERRORS, 403, 409)
 def remove_collaborator(project_id, user_id):

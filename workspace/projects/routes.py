@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 from flask import Response, request
+from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from .. import events
-from ..auth import current_user_id, token_required, tokens
+from ..auth import current_user_id, tokens
 from ..schemas import PageArgs
 from . import cache, service
 from .openapi import READ_ERRORS, WRITE_ERRORS, error_responses
@@ -34,7 +35,7 @@ def _cache_keys(claims: dict) -> list[str]:
 
 
 @bp.route("/", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.arguments(PageArgs(), location="query")
 @bp.response(200, ProjectPageOut, headers=X_CACHE)
 @error_responses(bp, 401, 422, 503)
@@ -66,7 +67,7 @@ def _json(body: str, cache_state: str) -> Response:
 
 
 @bp.route("/", methods=["POST"])
-@token_required()
+@jwt_required()
 @bp.arguments(ProjectIn())
 @bp.response(201, ProjectOut)
 @error_responses(bp, 400, 401, 415, 422, 503)
@@ -76,7 +77,7 @@ def create_project(body):
 
 
 @bp.route("/<int:project_id>", methods=["GET"])
-@token_required()
+@jwt_required()
 @bp.response(200, ProjectOut)
 @error_responses(bp, *READ_ERRORS)
 def get_project(project_id):
@@ -85,7 +86,7 @@ def get_project(project_id):
 
 
 @bp.route("/<int:project_id>", methods=["PUT", "PATCH"])
-@token_required()
+@jwt_required()
 @bp.arguments(ProjectUpdateIn())
 @bp.response(200, ProjectOut)
 @error_responses(bp, *WRITE_ERRORS)
@@ -95,7 +96,7 @@ def update_project(body, project_id):
 
 
 @bp.route("/<int:project_id>", methods=["DELETE"])
-@token_required()
+@jwt_required()
 @bp.response(204)
 @error_responses(bp, *READ_ERRORS, 403)
 def delete_project(project_id):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import redis
+from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 from marshmallow import fields
 
-from ..auth import current_user_id, token_required
+from ..auth import current_user_id
 from ..errors import ServiceUnavailable
 from ..files import service as files
 from ..policy import Action, authorize
@@ -38,7 +39,7 @@ class WorkspaceStatusOut(BaseSchema):
 @bp.response(200, WorkspaceStatusOut)
 @bp.alt_response(404, description="Not a member, or no such project.")
 @bp.alt_response(503, description="Redis (presence) unreachable.")
-@token_required()
+@jwt_required()
 def workspace_status(project_id: int):
     """Presence across all server processes, file count, last activity and the recent room events."""
     authorize(project_id, current_user_id(), Action.READ)
