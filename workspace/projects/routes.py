@@ -18,6 +18,7 @@ from .schemas import ProjectIn, ProjectOut, ProjectPageOut, ProjectUpdateIn
 bp = Blueprint("projects", __name__, url_prefix="/api/v1/projects",
                description="Projects the caller is a member of; owners update and delete them.")
 _page_schema = ProjectPageOut()
+_PAGE_DEFAULTS = {name: field.load_default for name, field in PageArgs().fields.items()}
 X_CACHE = {"X-Cache": {"description": "HIT: served from the Redis cache; MISS: read from the database.",
                       "schema": {"type": "string", "enum": ["HIT", "MISS"]}}}
 
@@ -28,7 +29,7 @@ def _cache_keys(claims: dict) -> list[str]:
     if not cache.enabled():
         return []
     try:
-        page, per_page = int(request.args.get("page", 1)), int(request.args.get("per_page", 20))
+        page, per_page = (int(request.args.get(name, _PAGE_DEFAULTS[name])) for name in ("page", "per_page"))
     except ValueError:
         return []
     return cache.keys(int(claims["sub"]), page, per_page)
