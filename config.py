@@ -144,6 +144,11 @@ class Config:
         self.PASSWORD_HASH_CONCURRENCY = _int("PASSWORD_HASH_CONCURRENCY", 1)
         # Seconds a pooled database connection may sit idle and be reused without a ping first (workspace/db_pool.py).
         self.DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "5"))
+        # PostgreSQL: longest wait for a row or advisory lock, in milliseconds (0: no limit). Past it the request
+        # answers 503 service_unavailable (a socket event `service_unavailable`, an editor `unavailable`) instead of
+        # hanging behind a stuck transaction; a migration waiting this long fails the release instead of queueing
+        # every query behind its lock.
+        self.DB_LOCK_TIMEOUT_MS = _int("DB_LOCK_TIMEOUT_MS", 10000)
         self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
         # The `process` label of per-process metrics: set it per process (web1, web2); Heroku's DYNO works as is.
         self.PROCESS_NAME = _env("PROCESS_NAME") or _env("DYNO") or f"{socket.gethostname()}:{os.getpid()}"

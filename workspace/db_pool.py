@@ -22,11 +22,27 @@ from .extensions import db
 
 
 def init_app(app: Flask) -> None:
-    """Install the idle-only ping on the app's engine, unless pool_pre_ping (a ping every checkout) is configured."""
-    if app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
-        return
+    """Bound lock waits on PostgreSQL; install the idle-only ping on the app's engine, unless pool_pre_ping (a ping
+    every checkout) is configured."""
     with app.app_context():
-        ping_only_after_idle(db.engine, app.config["DB_IDLE_PING_SECONDS"])
+        if db.engine.dialect.name == "postgresql" and app.config["DB_LOCK_TIMEOUT_MS"] > 0:
+            limit_lock_waits(db.engine, app.config["DB_LOCK_TIMEOUT_MS"])
+        if not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping"):
+            ping_only_after_idle(db.engine, app.config["DB_IDLE_PING_SECONDS"])
+
+
+def limit_lock_waits(engine: sa.Engine, milliseconds: int) -> None:
+    """Every new connection waits at most `milliseconds` for a lock, then fails with LockNotAvailable (mapped to
+    503 by the error handlers). Set per session when the connection opens, not as a startup `options` parameter,
+    which connection poolers such as PgBouncer refuse."""
+
+    @sa.event.listens_for(engine, "connect", insert=True)
+    def _connected(dbapi_connection, record) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # a SET outside any transaction, so nothing is left open
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = %s", (int(milliseconds),))
+        dbapi_connection.autocommit = autocommit
 
 
 def ping_only_after_idle(engine: sa.Engine, idle_seconds: float) -> None:

@@ -6,6 +6,8 @@ import logging
 import re
 from typing import Any
 
+import redis
+import sqlalchemy as sa
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -56,7 +58,13 @@ class ValidationFailed(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """Something the request needs is down or busy: safe to retry, and the response says when (Retry-After)."""
+
     status, code = 503, "service_unavailable"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs["headers"] = {"Retry-After": "5", **(kwargs.get("headers") or {})}
+        super().__init__(message, **kwargs)
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -127,9 +135,28 @@ def handle_api_error(exc: ApiError):
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
+# A database or Redis that is down, restarting, or holding a lock past DB_LOCK_TIMEOUT_MS: the request may succeed
+# when retried, so the caller gets a 503 it can act on rather than a 500 (an integrity or programming error stays
+# a logged 500).
+STORAGE_OUTAGES = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError,
+                   redis.ConnectionError, redis.TimeoutError)
+
+
+def is_storage_outage(exc: BaseException) -> bool:
+    return isinstance(exc, STORAGE_OUTAGES) or (isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated)
+
+
+def storage_unavailable(exc: Exception) -> ServiceUnavailable:
+    """The error a caller sees for a storage outage; logs the cause (without SQL parameters: hide_parameters)."""
+    log.warning("storage unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+    return ServiceUnavailable("A storage service is unavailable or busy; try again shortly.")
+
+
 def handle_unexpected(exc: Exception):
     if isinstance(exc, HTTPException):
         return handle_http_exception(exc)
+    if is_storage_outage(exc):
+        return handle_api_error(storage_unavailable(exc))
     log.exception("unhandled error")
     return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
 

@@ -120,8 +120,7 @@ def submit(user_id: int, project_id: int, job_type: str, payload: Any,
         log.warning("job queue unavailable, refusing job %s: %s", job.id, exc)
         db.session.execute(sa.delete(Job).where(Job.id == job.id))
         db.session.commit()
-        raise ServiceUnavailable("The job queue is unavailable; try again shortly.", code="queue_unavailable",
-                                 headers={"Retry-After": "5"}) from None
+        raise ServiceUnavailable("The job queue is unavailable; try again shortly.", code="queue_unavailable") from None
     announce(job)
     return job, True
 

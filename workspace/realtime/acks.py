@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from marshmallow import Schema, ValidationError
 
-from ..errors import ApiError, ValidationFailed, error_body
+from ..errors import ApiError, ValidationFailed, error_body, is_storage_outage, storage_unavailable
 from ..files.schemas import FilePath
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ def acked(handler: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Callabl
         except redis.RedisError as exc:
             log.warning("socket event %s failed, Redis unavailable: %s", handler.__name__, exc)
             return {"ok": False, **error_body("service_unavailable", "Realtime store unavailable; try again shortly.")}
-        except Exception:
+        except Exception as exc:
+            if is_storage_outage(exc):
+                return error_ack(storage_unavailable(exc))
             log.exception("socket event %s failed", handler.__name__)
             return {"ok": False, **error_body("internal_error", "An unexpected error occurred; it has been logged.")}
 
