@@ -11,13 +11,17 @@ import hashlib
 import inspect
 import json
 import logging
+import os
+import subprocess
 import time
 
 import pytest
 from engineio import packet
 from engineio import socket as eio_socket
 
+from processes import BIN, ROOT
 from workspace.extensions import socketio
+from workspace.realtime import idle_sockets
 
 
 @pytest.fixture
@@ -135,3 +139,24 @@ def test_the_library_methods_the_overrides_follow_are_unchanged(name):
     source = inspect.getsource(getattr(eio_socket.Socket, name))
     assert hashlib.sha256(source.encode()).hexdigest()[:16] == LIBRARY_METHODS[name], (
         f"python-engineio's Socket.{name} changed: check workspace/realtime/idle_sockets.py against it")
+
+
+def test_under_eventlet_engineio_gets_the_connection_as_eventlet_input_and_no_gunicorn_socket():
+    seen = {}
+    layer = idle_sockets.EventletInput(lambda environ, start_response: seen.update(environ) or [])
+    sock = object()
+    layer({"gunicorn.socket": sock, "PATH_INFO": "/socket.io/"}, None)
+    assert "gunicorn.socket" not in seen and seen["eventlet.input"].get_socket() is sock
+    seen.clear()
+    layer({"PATH_INFO": "/socket.io/"}, None)  # not under gunicorn: nothing to hand over
+    assert "eventlet.input" not in seen
+
+
+def test_the_gevent_web_process_does_not_record_each_greenlets_spawning_stack(tmp_path):
+    """gevent keeps, per greenlet, the stack that spawned it: about 5 KiB per idle socket (wsgi.py turns it off)."""
+    done = subprocess.run([str(BIN / "python"), "-c", "import wsgi, gevent; print(gevent.config.track_greenlet_tree)"],
+                          cwd=ROOT, env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+                                         "ASYNC_MODE": "gevent", "APP_ENV": "testing"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -80,6 +80,8 @@ def init_app(app: Flask) -> None:
     for event, handler in handlers.EVENTS.items():
         socketio.on_event(event, metrics.counts_socket_event(event, connection.live_token_required(handler)))
     coedit.init_app(app)  # after the default namespace's handlers: its catch-all `*` handlers only serve documents
+    if app.config["ASYNC_MODE"] == "eventlet":
+        app.wsgi_app = idle_sockets.EventletInput(app.wsgi_app)
     app.wsgi_app = lifecycle.ClosingGate(app.wsgi_app, app.extensions["realtime"])
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = compression.StripWebSocketExtensions(app.wsgi_app)

@@ -33,11 +33,8 @@ def on_connect(auth: Any = None) -> None:
     session = sessions.current().open(request.sid, NAMESPACE, claims)
     rt.register(request.sid, session.user_id, session.name)
     # The WSGI environ is kept for the socket's lifetime; the parsed request Flask cached in it is not needed
-    # (each event builds its own) and is most of a connection's memory after the greenlets. Nor is the
-    # `eventlet.input` python-engineio's middleware adds under gunicorn: an instance of a class it defines anew for
-    # every request (2.4 KiB per socket, measured with bench/idle_census.py), read once when the websocket starts.
+    # (each event builds its own) and is most of a connection's memory after the greenlets.
     request.environ.pop("werkzeug.request", None)
-    request.environ.pop("eventlet.input", None)
     metrics.auth_attempt("socket", ok=True)
     join_room(user_room(session.user_id))
     rt.ensure_started()
