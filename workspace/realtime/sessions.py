@@ -61,7 +61,7 @@ class TokenExpired(Unauthorized):
     code = "token_expired"
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket: no per-instance __dict__
 class TokenSession:
     """What a connection knows about its current access token (from the verified claims, never the client)."""
 
