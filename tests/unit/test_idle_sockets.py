@@ -131,7 +131,10 @@ LIBRARY_METHODS = {
     "close": "05fac55831999f25",
     "_websocket_handler": "58afe122719282de",
     "poll": "d7d705066fd3b948",
+    "_upgrade_websocket": "02f6ac05441609d3",
 }
+# simple-websocket 1.1.0's reader thread and receive, which InlineWebSocket (gevent) runs in the reader instead.
+SIMPLE_WEBSOCKET_METHODS = {"_thread": "da9a912028a48435", "receive": "c7165a4fb69e05a6"}
 
 
 @pytest.mark.parametrize("name", sorted(LIBRARY_METHODS))
@@ -160,3 +163,12 @@ def test_the_gevent_web_process_does_not_record_each_greenlets_spawning_stack(tm
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("name", sorted(SIMPLE_WEBSOCKET_METHODS))
+def test_the_simple_websocket_methods_the_inline_reader_follows_are_unchanged(name):
+    from simple_websocket import ws
+
+    source = inspect.getsource(getattr(ws.Base, name))
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == SIMPLE_WEBSOCKET_METHODS[name], (
+        f"simple-websocket's Base.{name} changed: check InlineWebSocket in workspace/realtime/idle_sockets.py")

@@ -1,4 +1,4 @@
-"""What an idle Engine.IO socket holds: one green thread (its reader), instead of three.
+"""What an idle Engine.IO socket holds: one green thread (its reader), instead of three (four under gevent).
 
 python-engineio gives each websocket three green threads for its whole life, and an idle socket spends its life with
 all three parked: the WSGI request's reader, a writer task waiting on the socket's queue, and a ping task that sleeps
@@ -9,21 +9,25 @@ Python frames and a few objects: 6-8 KiB each, measured with bench/idle_census.p
   interval, so the FIFO is in due order); the task sleeps until the head is due and pings what is, doing what the
   library's `_send_ping` did: set `last_ping`, send a PING. Dead clients are still dropped by the library's service
   task (`check_ping_timeout` against `last_ping`) and by the reader's socket timeout.
+- gevent: simple-websocket reads each websocket in a thread of its own while the request's green thread waits on an
+  event for it; `InlineWebSocket` runs that read loop in the request's green thread instead.
 - Writer: started when a packet is queued and no writer runs, and ended after WRITER_LINGER seconds without packets
   (a busy socket keeps its writer; an idle one has none between its pings). Only for websocket sessions that start as
   websockets (our browser client and the npm client with `transports: ["websocket", ...]`); a session upgraded from
   long-polling keeps the library's own writer.
 
-python-engineio has no hook for either, so `install` wraps the Engine.IO `connect` handler (which runs before the
-library's first `schedule_ping` and before the websocket handler) and gives each new socket `LeanSocket`, the
-library's class with `schedule_ping`, `send`, `close` and the websocket handler overridden. Only under eventlet and
-gevent (green threads: nothing switches between a failed get and the writer's exit). tests/unit/test_idle_sockets.py
-fails if the library's socket stops working the way these overrides assume; tests/live/test_live_idle_sockets.py checks
-pings, the drop of a silent client and delivery through restarted writers under both worker classes.
+python-engineio has no hook for any of these, so `install` wraps the Engine.IO `connect` handler (which runs before
+the library's first `schedule_ping` and before the websocket starts) and gives each new socket `LeanSocket`, the
+library's class with `schedule_ping`, `send`, `close`, the websocket upgrade and handler overridden. The writer and the
+inline reader only under eventlet and gevent (green threads: nothing switches between a failed get and the writer's
+exit). tests/unit/test_idle_sockets.py fails if the library code these overrides follow changes (python-engineio's
+and simple-websocket's, pinned by source fingerprints); tests/live/test_live_idle_sockets.py checks pings, the drop of
+a silent client and delivery through restarted writers under both worker classes.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import deque
@@ -100,6 +104,14 @@ class LeanSocket(eio_socket.Socket):
                 break
         self._ws = None
         ws.close()
+
+    def _upgrade_websocket(self, environ: dict[str, Any], start_response: Any) -> Any:
+        inline = inline_websocket_class() if self.server.async_mode == "gevent" else None
+        if inline is None or self.connected or self.upgraded:
+            return super()._upgrade_websocket(environ, start_response)
+        # gevent: simple-websocket reads in a thread of its own while this request's green thread waits for it;
+        # `InlineWebSocket` reads in this green thread instead (one parked green thread per socket, not two).
+        return inline(self._websocket_handler, self.server)(environ, start_response)
 
     def _websocket_handler(self, ws: Any) -> list:
         if self.connected or self.server.async_mode not in GREEN_MODES:
@@ -233,3 +245,55 @@ class _SocketInput:
 
     def get_socket(self) -> Any:
         return self.socket
+
+
+@functools.cache
+def inline_websocket_class() -> type | None:
+    """engine.io's gevent websocket (simple-websocket) with its reader thread folded into `wait`; built on first use
+    (gevent may only be imported in a gevent process). None when engine.io uses gevent-websocket instead."""
+    import gevent.event
+    import gevent.selectors
+    from engineio.async_drivers import gevent as eio_gevent
+    from wsproto.utilities import LocalProtocolError
+
+    if eio_gevent.SimpleWebSocketWSGI is None:
+        return None
+
+    class _NoThread:
+        """The reader thread simple-websocket would start: never started, `wait` reads instead."""
+
+        name = "(simple_websocket.Base._thread)"
+
+        def __init__(self, target: Any = None, **_: Any) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+    class InlineWebSocket(eio_gevent.WebSocketWSGI):
+        """simple-websocket's `Base._thread` loop (without its optional pings, which engine.io does not ask for), run
+        by the reader itself in `wait`: read, feed wsproto, handle its events, until a message is complete."""
+
+        def __init__(self, handler: Any, server: Any) -> None:
+            eio_gevent.SimpleWebSocketWSGI.__init__(self, handler, server, thread_class=_NoThread,
+                                                    event_class=gevent.event.Event,
+                                                    selector_class=gevent.selectors.DefaultSelector)
+
+        def wait(self) -> Any:
+            ws = self.ws
+            while ws.connected and not ws.input_buffer:
+                try:
+                    data = ws.sock.recv(ws.receive_bytes)
+                    if not data:
+                        raise OSError
+                    ws.ws.receive_data(data)
+                    ws.connected = ws._handle_events()
+                except (OSError, LocalProtocolError):
+                    ws.connected = False
+            if ws.input_buffer:
+                return ws.input_buffer.pop(0)
+            ws.sock.close()  # as the thread did when the connection ended
+            return None
+
+    return InlineWebSocket
+
