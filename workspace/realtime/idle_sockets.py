@@ -275,9 +275,12 @@ def inline_websocket_class() -> type | None:
         by the reader itself in `wait`: read, feed wsproto, handle its events, until a message is complete."""
 
         def __init__(self, handler: Any, server: Any) -> None:
+            # max_message_size: refused (close 1009) once a message's fragments pass engine.io's own limit, before
+            # they are buffered; engine.io's gevent driver sets none, so it only looked after buffering all of it.
             eio_gevent.SimpleWebSocketWSGI.__init__(self, handler, server, thread_class=_NoThread,
                                                     event_class=gevent.event.Event,
-                                                    selector_class=gevent.selectors.DefaultSelector)
+                                                    selector_class=gevent.selectors.DefaultSelector,
+                                                    max_message_size=int(server.max_http_buffer_size))
 
         def wait(self) -> Any:
             ws = self.ws
