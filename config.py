@@ -158,6 +158,10 @@ class Config:
         self.SOCKET_TOKEN_GRACE_SECONDS = float(_env("SOCKET_TOKEN_GRACE_SECONDS", "10"))
         # Seconds an Engine.IO session may stay open without completing a Socket.IO CONNECT.
         self.SOCKET_CONNECT_TIMEOUT_SECONDS = float(_env("SOCKET_CONNECT_TIMEOUT_SECONDS", "10"))
+        # Engine.IO heartbeat: seconds from a client's answer (or its handshake) to the server's next ping.
+        self.SOCKET_PING_INTERVAL_SECONDS = _int("SOCKET_PING_INTERVAL_SECONDS", 25)
+        # Seconds a client has to answer a ping before the server closes its socket.
+        self.SOCKET_PING_TIMEOUT_SECONDS = _int("SOCKET_PING_TIMEOUT_SECONDS", 20)
         # Most binary attachments one Socket.IO packet may announce.
         self.SOCKET_MAX_ATTACHMENTS = _int("SOCKET_MAX_ATTACHMENTS", 4)
         # Most bytes the binary attachments of one Socket.IO packet may carry in total (default MAX_CONTENT_LENGTH).

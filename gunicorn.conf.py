@@ -7,6 +7,7 @@ message queue carries events between them.
 
 import logging
 import os
+import resource
 import warnings
 
 from gunicorn import glogging
@@ -16,8 +17,12 @@ _ASYNC_MODE = os.environ.setdefault("ASYNC_MODE", "eventlet")
 worker_class = {"eventlet": "eventlet", "gevent": "gevent"}[_ASYNC_MODE]
 workers = 1
 bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-# Each connected socket holds one connection; the defaults (1,000) would cap a process far below its capacity.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "10000"))
+# Each connected socket holds one of these slots, and so does every HTTP request while it runs: the worker accepts
+# nothing (not even /healthz) while all are taken. gunicorn's default (1,000) would cap a process far below its
+# capacity; 12,000 holds the 10,000 sockets one process is sized for with room left for requests.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "12000"))
+# Each slot is also a file descriptor, beside the process's own (Redis and PostgreSQL pools, logs, imports).
+_FDS_NEEDED = worker_connections + 512
 # A deep accept queue absorbs reconnect storms instead of turning them into 1 s SYN retries.
 backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
@@ -84,6 +89,29 @@ class Logger(glogging.Logger):
 
 
 logger_class = Logger
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Raise this process's soft file-descriptor limit to `needed`, as far as the hard limit allows (never lowers
+    it); the worker forked afterwards inherits it. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return max(soft, target)
+
+
+def on_starting(server):
+    """In the master, before the worker is forked: a soft `ulimit -n` (often 1,024) below what worker_connections
+    needs would make the worker fail accepts with EMFILE long before it is full, so raise it; if the hard limit is
+    too low too, say so once, at start, rather than at the first reconnect storm."""
+    soft = raise_fd_limit(_FDS_NEEDED)
+    if soft < _FDS_NEEDED:
+        server.log.warning("file-descriptor limit %s is below the %s that worker_connections=%s needs; raise the hard "
+                           "limit (ulimit -Hn, LimitNOFILE, the container's nofile)", soft, _FDS_NEEDED,
+                           worker_connections)
 
 
 def post_worker_init(worker):

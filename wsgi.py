@@ -20,6 +20,11 @@ if ASYNC_MODE == "eventlet":
 
     eventlet_websocket.install()  # C-speed unmasking and a cap on fragmented messages (see the module)
 elif ASYNC_MODE == "gevent":
+    import gevent
+
+    # gevent records, for every greenlet, the stack that spawned it and its parent's tree (for debugging tools we do
+    # not use): 34 frame objects, about 5 KiB, kept for each idle socket's greenlets (bench/idle_census.py).
+    gevent.config.track_greenlet_tree = False
     from gevent import monkey
 
     monkey.patch_all()

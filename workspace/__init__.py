@@ -95,6 +95,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = fair_share.SplitByPath("/socket.io", app.wsgi_app, plain_http)  # the contract's path
     observability.wrap_wsgi(app)  # raw `wsgi.errors` writes become JSON log lines
     app.wsgi_app = fair_share.YieldBetweenRequests(app.wsgi_app, socketio.sleep)  # outermost: see fair_share
+    fair_share.flatten(app.wsgi_app)  # every idle websocket stays parked under these layers (see fair_share)
     return app
 
 

@@ -1,6 +1,6 @@
-"""Incoming websocket messages are capped before they are buffered, under gunicorn's eventlet worker (the Procfile's
-web command): a message split into many small fragments is refused once it passes the limit, like one big frame,
-and the connection is closed with 1009 while the process keeps serving everyone else."""
+"""Incoming websocket messages are capped before they are buffered, under gunicorn's eventlet and gevent workers (the
+Procfile's web command): a message split into many small fragments is refused once it passes the limit, like one big
+frame, and the connection is closed with 1009 while the process keeps serving everyone else."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from processes import start_web
 LIMIT = 64 * 1024
 
 
-@pytest.fixture
-def web(live_env, processes):
-    proc, base = start_web({**live_env, "MAX_FILE_BYTES": str(LIMIT // 3), "MAX_CONTENT_LENGTH": str(LIMIT)})
+@pytest.fixture(params=["eventlet", "gevent"])  # gevent: the cap of realtime/idle_sockets.py's InlineWebSocket
+def web(request, live_env, processes):
+    proc, base = start_web({**live_env, "MAX_FILE_BYTES": str(LIMIT // 3), "MAX_CONTENT_LENGTH": str(LIMIT)},
+                           async_mode=request.param)
     processes.append(proc)
     return base
 

@@ -12,7 +12,9 @@ import fnmatch
 import importlib
 import importlib.util
 import json
+import os
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -277,6 +279,47 @@ def test_haproxy_accepts_the_config():
     check = subprocess.run([haproxy, "-c", "-f", str(ROOT / "deploy" / "haproxy.cfg")], env={}, capture_output=True,
                            text=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+FD_CHECK = """
+import resource, sys
+soft, hard = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+settings = {}
+exec(compile(open("gunicorn.conf.py").read(), "gunicorn.conf.py", "exec"), settings)
+class Log:
+    def warning(self, message, *args):
+        print("WARNING " + message % args)
+class Server:
+    log = Log()
+settings["on_starting"](Server())
+print(settings["worker_connections"], resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+HARD = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # a test may lower it in a child process, not raise it
+NEEDED = 12_000 + 512  # the default worker_connections, plus the process's own descriptors
+REACHABLE = NEEDED if HARD == resource.RLIM_INFINITY else min(NEEDED, HARD)
+
+
+@pytest.mark.parametrize(("soft", "hard", "raised_to", "warned"), [
+    # the usual soft limit: raised to what the sockets need, as far as the hard limit allows
+    (1024, HARD, REACHABLE, REACHABLE < NEEDED),
+    (1024, 4096, 4096, True),  # the hard limit is too low: as far as it goes, and said at start
+    (HARD, HARD, HARD, REACHABLE < NEEDED),  # already as high as it goes: never lowered
+])
+def test_gunicorn_raises_the_file_descriptor_limit_its_worker_connections_need(soft, hard, raised_to, warned):
+    """Each socket is a connection slot and a file descriptor: a soft `ulimit -n` of 1,024 would make the worker
+    fail accepts with EMFILE far below worker_connections (which must leave room for requests beside 10,000 sockets:
+    a full pool accepts nothing, not even /healthz)."""
+    env = {k: v for k, v in os.environ.items() if k != "WORKER_CONNECTIONS"}
+    done = subprocess.run([str(BIN / "python"), "-c", FD_CHECK, str(soft), str(hard)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    *warnings, last = done.stdout.strip().splitlines()
+    connections, limit = map(int, last.split())
+    assert connections > 10_000 and limit == raised_to
+    assert bool(warnings) is warned and all("file-descriptor limit" in w for w in warnings)
 
 
 def test_gunicorn_keeps_its_heartbeat_off_the_root_filesystem():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+
+from workspace import fair_share
 from workspace.fair_share import SplitByPath, YieldBetweenRequests
 
 
@@ -35,5 +38,33 @@ def test_the_factory_wraps_the_app_in_both(app):
     assert isinstance(outer, YieldBetweenRequests)
     layer = outer
     while layer is not None and not isinstance(layer, SplitByPath):
-        layer = getattr(layer, "app", None) or getattr(layer, "wsgi_app", None)
+        layer = vars(layer).get("app") or vars(layer).get("wsgi_app")
+        layer = getattr(layer, "__self__", layer)  # a bound __call__ (fair_share.flatten)
     assert isinstance(layer, SplitByPath) and layer.prefix == "/socket.io"
+
+
+class Layer:
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+def test_flatten_calls_each_inner_layer_through_its_bound_call(app):
+    """Calling an instance recurses into a new C-level interpreter loop: every idle websocket's green thread parks
+    under the chain with that C stack saved (fair_share.flatten)."""
+    hops, layer = [], app.wsgi_app
+    while type(layer).__module__.startswith("workspace."):  # down the Socket.IO side of the split
+        inner = vars(layer).get("app") or vars(layer).get("wsgi_app") or vars(layer).get("matching")
+        hops.append(inner)
+        layer = getattr(inner, "__self__", None)
+    assert len(hops) >= 4 and all(inspect.ismethod(hop) for hop in hops), hops
+    assert type(layer).__module__.startswith("flask_socketio")  # the library's middleware: bound as well
+    calls = []
+    wrapped = fair_share.flatten(YieldBetweenRequests(YieldBetweenRequests(app_named("inner", calls), calls.append),
+                                                      calls.append))
+    assert inspect.ismethod(wrapped.app) and inspect.isfunction(wrapped.app.__self__.app)  # functions stay
+    assert wrapped({"PATH_INFO": "/x"}, None) == [b"inner"] and calls == [0, 0, ("inner", "/x")]
+    foreign = Layer(Layer(app_named("inner", calls)))  # layers of other packages are not touched
+    assert fair_share.flatten(foreign).app.__class__ is Layer

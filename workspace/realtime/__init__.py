@@ -23,6 +23,7 @@ from . import (
     dispatch,
     gauges,  # noqa: F401 - adds the socket gauges to the shared scrape
     handlers,
+    idle_sockets,
     lifecycle,
     sessions,
     subscribers,
@@ -58,6 +59,8 @@ def init_app(app: Flask) -> None:
         # Documents are namespaces `/yjs|<project>/<path>` (y-socket.io); the catch-all `*` handlers of
         # `coedit` accept those and refuse any other namespace.
         namespaces="*",
+        ping_interval=app.config["SOCKET_PING_INTERVAL_SECONDS"],
+        ping_timeout=app.config["SOCKET_PING_TIMEOUT_SECONDS"],
     )
     if manager is not None:
         # Queue messages come from our own processes: the client packets' bounded JSON (which the manager picks up
@@ -66,6 +69,8 @@ def init_app(app: Flask) -> None:
     dispatch.install(socketio.server, app.config["SOCKET_BACKLOG"], app.config["COEDIT_MAX_UPDATE_BYTES"])
     app.extensions["realtime"] = Runtime(app)
     app.extensions["socket_handshakes"] = transport.HandshakeGuard(app)
+    # One ping task for all sockets and a writer task only while there is writing (an idle socket's memory).
+    app.extensions["socket_pings"] = idle_sockets.install(socketio.server)
     subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...
     sessions.init_app(app)  # tokens_revoked → SESSION_REVOKED and disconnect; token expiry of open sockets
     socketio.on_event("connect", connection.on_connect)
@@ -75,6 +80,8 @@ def init_app(app: Flask) -> None:
     for event, handler in handlers.EVENTS.items():
         socketio.on_event(event, metrics.counts_socket_event(event, connection.live_token_required(handler)))
     coedit.init_app(app)  # after the default namespace's handlers: its catch-all `*` handlers only serve documents
+    if app.config["ASYNC_MODE"] == "eventlet":
+        app.wsgi_app = idle_sockets.EventletInput(app.wsgi_app)
     app.wsgi_app = lifecycle.ClosingGate(app.wsgi_app, app.extensions["realtime"])
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = compression.StripWebSocketExtensions(app.wsgi_app)

@@ -7,8 +7,9 @@
    message they add up to: a client can send any number of continuation frames and have all of them buffered.
    `CappedMessage` refuses a message past the same limit, closing that connection with 1009 (message too big).
 
-gevent's websocket path (simple-websocket / wsproto) already unmasks with integer XOR and caps messages, so it needs
-neither fix.
+gevent's websocket path (simple-websocket / wsproto) already unmasks with integer XOR; its messages are capped by
+`realtime/idle_sockets.py`'s InlineWebSocket for websocket-first sessions (engine.io's gevent driver sets no cap on
+simple-websocket, so a session upgraded from long-polling is still capped only after buffering).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from .throttle import Coalescer, TokenBucket
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket: no per-instance __dict__
 class Connection:
     """A socket's verified identity (from its token, never from the client) and its local bookkeeping."""
 

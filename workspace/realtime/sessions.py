@@ -21,6 +21,8 @@ blocklist before reading the index: so a connect racing a logout is either refus
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -59,7 +61,7 @@ class TokenExpired(Unauthorized):
     code = "token_expired"
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket: no per-instance __dict__
 class TokenSession:
     """What a connection knows about its current access token (from the verified claims, never the client)."""
 
@@ -119,6 +121,11 @@ class Sessions:
         self.app = app
         self.server = socketio.server
         self.by_sid: dict[tuple[str, str], TokenSession] = {}
+        # (expires_at, tiebreak, namespace, sid, session), a heap: the sweep looks at what expired, not at every
+        # socket of the process twice a second. Entries of closed or handed-over sessions are skipped when they
+        # come up, and dropped all at once when they outnumber the live ones (`_compact`).
+        self.expiries: list[tuple[float, int, str, str, TokenSession]] = []
+        self._tiebreak = itertools.count()
         self.started = False
 
     # --- the index in Redis ------------------------------------------------------------------------------------
@@ -159,7 +166,7 @@ class Sessions:
             session = self._adopt(sid, namespace, claims)
         except ApiError as exc:
             refuse(exc.code, REFUSALS.get(exc.code, exc.message))
-        self.by_sid[(namespace, sid)] = session
+        self._track(sid, namespace, session)
         self.ensure_started()
         return session
 
@@ -200,12 +207,23 @@ class Sessions:
         if self.by_sid.get((namespace, sid)) is not current:  # disconnected (revoked?) while we checked
             self._unindex(sid, namespace, session)
             raise Unauthorized("This socket is no longer connected.")
-        self.by_sid[(namespace, sid)] = session
+        self._track(sid, namespace, session)
         if session.jti != current.jti:
             self._unindex(sid, namespace, current)
         return session
 
     # --- expiry sweep --------------------------------------------------------------------------------------------
+    def _track(self, sid: str, namespace: str, session: TokenSession) -> None:
+        self.by_sid[(namespace, sid)] = session
+        heapq.heappush(self.expiries, (session.expires_at, next(self._tiebreak), namespace, sid, session))
+        if len(self.expiries) > 2 * len(self.by_sid) + 1024:
+            self._compact()
+
+    def _compact(self) -> None:
+        live = {id(session) for session in self.by_sid.values()}
+        self.expiries = [entry for entry in self.expiries if id(entry[4]) in live]
+        heapq.heapify(self.expiries)
+
     def ensure_started(self) -> None:
         if not self.started:
             self.started = True
@@ -222,10 +240,20 @@ class Sessions:
     def sweep(self, now: float | None = None) -> None:
         """Disconnect the connections whose token expired more than the grace period ago."""
         deadline = (now or time.time()) - self.app.config["SOCKET_TOKEN_GRACE_SECONDS"]
-        for (namespace, sid), session in list(self.by_sid.items()):
-            if session.expires_at <= deadline:
-                log.info("socket disconnected: access token expired", extra={"user_id": session.user_id})
+        failed = []
+        while self.expiries and self.expiries[0][0] <= deadline:
+            entry = heapq.heappop(self.expiries)
+            _, _, namespace, sid, session = entry
+            if self.by_sid.get((namespace, sid)) is not session:
+                continue  # closed, or handed over to a newer token (which has an entry of its own)
+            log.info("socket disconnected: access token expired", extra={"user_id": session.user_id})
+            try:
                 end(self.server, sid, namespace, "token_expired")
+            except Exception:
+                log.exception("expired socket not disconnected (will retry)")
+                failed.append(entry)
+        for entry in failed:
+            heapq.heappush(self.expiries, entry)
 
 
 def end(server, sid: str, namespace: str, reason: str) -> None:

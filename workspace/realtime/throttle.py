@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket: no per-instance __dict__
 class TokenBucket:
     """`rate` tokens per second, at most `burst` saved up."""
 
@@ -43,7 +43,7 @@ class TokenBucket:
         return max(0.0, (1 - self.tokens) / self.rate) if self.rate > 0 else 1.0
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket: no per-instance __dict__
 class Coalescer:
     """Holds the latest over-the-rate payload of one socket and whether a flush task is already scheduled."""
 

@@ -1,0 +1,174 @@
+"""workspace/realtime/idle_sockets.py in process, over a real Engine.IO polling handshake: the shared ping scheduler
+takes over python-engineio's per-socket ping task and pings what is due, once, in order.
+
+These fail if python-engineio changes under the overrides: a socket of another class, a handshake that no longer goes
+through `schedule_ping`, a per-socket `_send_ping` task started anyway, or any overridden library method changed (the
+fingerprints below: read the new version against idle_sockets.py, then update them)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import subprocess
+import time
+
+import pytest
+from engineio import packet
+from engineio import socket as eio_socket
+
+from processes import BIN, ROOT
+from workspace.extensions import socketio
+from workspace.realtime import idle_sockets
+
+
+@pytest.fixture
+def eio(app, monkeypatch):
+    """The app's Engine.IO server, recording what it starts as background tasks (still starting them)."""
+    server = socketio.server.eio
+    started = []
+    real = server.start_background_task
+
+    def record(target, *args, **kwargs):
+        started.append(getattr(target, "__qualname__", repr(target)))
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(server, "start_background_task", record)
+    server.started_tasks = started
+    return server
+
+
+def handshake(app) -> str:
+    response = app.test_client().get("/socket.io/?EIO=4&transport=polling")
+    assert response.status_code == 200, response.data
+    opened = response.get_data(as_text=True)
+    assert opened.startswith("0")
+    return json.loads(opened[1:])["sid"]
+
+
+def test_a_handshake_puts_the_socket_on_the_shared_schedule_without_a_task_of_its_own(app, eio):
+    scheduler = app.extensions["socket_pings"]
+    sids = [handshake(app) for _ in range(3)]
+    for sid in sids:
+        assert type(eio.sockets[sid]) is scheduler.socket_class
+    assert [sock.sid for _, sock in scheduler.due] == sids
+    assert "Socket._send_ping" not in eio.started_tasks
+    assert eio.started_tasks.count("PingScheduler._loop") == 1  # one task for all, started by the first
+
+
+def test_due_sockets_are_pinged_once_in_order_and_rescheduled_when_they_answer(app, eio):
+    scheduler = app.extensions["socket_pings"]
+    first, second = handshake(app), handshake(app)
+    a, b = eio.sockets[first], eio.sockets[second]
+    due_a, due_b = (due for due, _ in scheduler.due)
+    assert due_a == pytest.approx(time.monotonic() + eio.ping_interval, abs=1)
+    assert a.queue.empty() and b.queue.empty()  # the handshake's response took the OPEN packet
+    assert scheduler.ping_due(due_a - 0.001) == 0 and a.queue.empty()
+    before = time.time()
+    assert scheduler.ping_due(due_a) == 1
+    assert [p.packet_type for p in a.poll()] == [packet.PING] and a.last_ping >= before
+    assert b.queue.empty() and b.last_ping is None
+    assert scheduler.ping_due(due_b) == 1 and b.queue.qsize() == 1
+    assert not scheduler.due
+    b.receive(packet.Packet(packet.PONG))  # answered: on the schedule again, one interval later
+    assert [sock for _, sock in scheduler.due] == [b] and b.last_ping is None
+    b.receive(packet.Packet(packet.PONG))  # a second PONG for the same ping schedules nothing more
+    assert len(scheduler.due) == 1
+
+
+def test_a_closed_socket_is_not_pinged(app, eio):
+    scheduler = app.extensions["socket_pings"]
+    sock = eio.sockets[handshake(app)]
+    sock.close(wait=False, abort=True)
+    sock.queue.get(block=False)  # the close's end-of-queue marker
+    assert scheduler.ping_due(time.monotonic() + eio.ping_interval + 1) == 1
+    assert sock.queue.empty()
+
+
+def test_the_library_socket_still_pings_the_way_the_override_reproduces():
+    """What `SharedPingSocket.schedule_ping` stands in for: the library's `schedule_ping` starts `_send_ping` only
+    when `last_ping` is set (clearing it), and `_send_ping` sleeps `ping_interval`, sets `last_ping` and sends a
+    PING. If this changes, idle_sockets.py must follow."""
+    import queue
+
+    class Server:
+        ping_interval, ping_timeout = 25, 20
+        logger = logging.getLogger(__name__)
+        slept: list[float] = []
+        tasks: list = []
+
+        def create_queue(self):
+            return queue.Queue()
+
+        def start_background_task(self, target, *args):
+            self.tasks.append(target)
+
+        def sleep(self, seconds):
+            self.slept.append(seconds)
+
+    server = Server()
+    sock = eio_socket.Socket(server, "sid")
+    assert sock.last_ping  # set at creation: the handshake's schedule_ping starts the first wait
+    sock.schedule_ping()
+    assert sock.last_ping is None and [t.__name__ for t in server.tasks] == ["_send_ping"]
+    sock.schedule_ping()  # no second task while a ping is pending
+    assert len(server.tasks) == 1
+    before = time.time()
+    server.tasks[0]()
+    assert server.slept == [25] and sock.last_ping >= before
+    assert sock.queue.get(block=False).packet_type == packet.PING
+
+
+# sha256 (first 16 hex digits) of python-engineio 4.15.1's source of each Socket method idle_sockets.py overrides or
+# reproduces: LeanSocket copies the websocket handler's reader and the writer's batching, and relies on `send` being
+# the only way packets are queued besides `close` and the handler's end-of-stream marker.
+LIBRARY_METHODS = {
+    "schedule_ping": "fe316639159cd70d",
+    "_send_ping": "21861287bd38dedc",
+    "send": "f8b2738ee5d48ab2",
+    "close": "05fac55831999f25",
+    "_websocket_handler": "58afe122719282de",
+    "poll": "d7d705066fd3b948",
+    "_upgrade_websocket": "02f6ac05441609d3",
+}
+# simple-websocket 1.1.0's reader thread and receive, which InlineWebSocket (gevent) runs in the reader instead.
+SIMPLE_WEBSOCKET_METHODS = {"_thread": "da9a912028a48435", "receive": "c7165a4fb69e05a6"}
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY_METHODS))
+def test_the_library_methods_the_overrides_follow_are_unchanged(name):
+    source = inspect.getsource(getattr(eio_socket.Socket, name))
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == LIBRARY_METHODS[name], (
+        f"python-engineio's Socket.{name} changed: check workspace/realtime/idle_sockets.py against it")
+
+
+def test_under_eventlet_engineio_gets_the_connection_as_eventlet_input_and_no_gunicorn_socket():
+    seen = {}
+    layer = idle_sockets.EventletInput(lambda environ, start_response: seen.update(environ) or [])
+    sock = object()
+    layer({"gunicorn.socket": sock, "PATH_INFO": "/socket.io/"}, None)
+    assert "gunicorn.socket" not in seen and seen["eventlet.input"].get_socket() is sock
+    seen.clear()
+    layer({"PATH_INFO": "/socket.io/"}, None)  # not under gunicorn: nothing to hand over
+    assert "eventlet.input" not in seen
+
+
+def test_the_gevent_web_process_does_not_record_each_greenlets_spawning_stack(tmp_path):
+    """gevent keeps, per greenlet, the stack that spawned it: about 5 KiB per idle socket (wsgi.py turns it off)."""
+    done = subprocess.run([str(BIN / "python"), "-c", "import wsgi, gevent; print(gevent.config.track_greenlet_tree)"],
+                          cwd=ROOT, env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+                                         "ASYNC_MODE": "gevent", "APP_ENV": "testing"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("name", sorted(SIMPLE_WEBSOCKET_METHODS))
+def test_the_simple_websocket_methods_the_inline_reader_follows_are_unchanged(name):
+    from simple_websocket import ws
+
+    source = inspect.getsource(getattr(ws.Base, name))
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == SIMPLE_WEBSOCKET_METHODS[name], (
+        f"simple-websocket's Base.{name} changed: check InlineWebSocket in workspace/realtime/idle_sockets.py")
