@@ -18,15 +18,20 @@ seq order.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import threading
 import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from flask import current_app
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 from socketio import RedisManager
 
+from ..errors import error_body
 from ..extensions import redis_store
 from ..models.types import utcnow
 from ..observability import metrics
@@ -72,6 +77,88 @@ return seq
 
 
 _scripts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+log = logging.getLogger(__name__)
+# Room events whose script may wait in a `deferred` block (what a socket lane batches; nothing else may take a seq
+# meanwhile on the same green thread, or it would be numbered ahead of events queued before it).
+DEFERRABLE = frozenset({"CURSOR_UPDATE"})
+UNAVAILABLE = {"ok": False, **error_body("service_unavailable", "Realtime store unavailable; try again shortly.")}
+_deferred: ContextVar[Deferred | None] = ContextVar("ordered_deferred", default=None)
+
+
+class PendingSeq:
+    """Stands for the seq of an event whose script waits in a `Deferred` pipeline: `value` once it ran, or `error`."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+        self.error: Exception | None = None
+
+
+class Deferred:
+    """Scripts of room events queued in order, run in one pipelined round trip by `run` (see `deferred`)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, list[str], list[Any], list, PendingSeq]] = []
+
+    def add(self, client: Any, keys: list[str], args: list[Any], riders: list) -> PendingSeq:
+        pending = PendingSeq()
+        self.calls.append((client, keys, args, riders, pending))
+        return pending
+
+    def run(self) -> None:
+        """One pipeline (not a transaction: Redis still runs the scripts one at a time, in this order, so their
+        seqs and publishes keep it); a failed script fails its own event only."""
+        calls, self.calls = self.calls, []
+        if not calls:
+            return
+        firsts: list[int] = []
+        try:
+            script = _script(calls[0][0])
+            pipe = calls[0][0].pipeline(transaction=False)
+            for _, keys, args, riders, _ in calls:
+                firsts.append(len(pipe))
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                for write in riders:  # best-effort writes of that event; their errors are ignored
+                    write(pipe)
+            results = pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the round trip itself failed (Redis down): every event of it
+            if not isinstance(exc, RedisError):
+                log.exception("deferred room events not sent")
+            firsts, results = list(range(len(calls))), [exc] * len(calls)
+        for first, (_, keys, args, _, pending) in zip(firsts, calls, strict=True):
+            seq = results[first]
+            if isinstance(seq, NoScriptError):  # Redis lost the script: load it, run what failed, still in order
+                try:
+                    seq = script(keys=keys, args=args)
+                except Exception as exc:
+                    seq = exc
+            if isinstance(seq, Exception):
+                log.warning("room event not sent, Redis unavailable: %s", seq)
+                pending.error = seq
+            else:
+                pending.value = int(seq)
+
+    @staticmethod
+    def settle(answer: Any) -> Any:
+        """A handler's answer with its stand-in seq filled in, or `service_unavailable` when its script failed."""
+        if isinstance(answer, dict) and isinstance(pending := answer.get("seq"), PendingSeq):
+            return dict(UNAVAILABLE) if pending.error is not None else {**answer, "seq": pending.value}
+        return answer
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[Deferred]:
+    """Within the block (this green thread only), a DEFERRABLE room event published through the queue manager
+    does not run its script: `emit` queues it and returns the message with a `PendingSeq` as its seq. The caller
+    runs them all with `Deferred.run()` (in the order they were emitted, one round trip) before answering anyone,
+    and fills the answers in with `Deferred.settle`. What a socket lane does with its waiting cursor moves."""
+    batch = Deferred()
+    token = _deferred.set(batch)
+    try:
+        yield batch
+    finally:
+        _deferred.reset(token)
 
 
 class OrderedRedisManager(RedisManager):
@@ -153,6 +240,11 @@ def emit(project_id: int, event: str, payload: dict[str, Any], room: str, skip_s
                "activity_len": activity.KEEP, "at": at, "counter_field": counter_field}
     if isinstance(manager, OrderedRedisManager) and manager.redis_url == config.get("REDIS_URL"):
         head, tail = manager.envelope(event, room, skip_sid)
+        batch = _deferred.get() if event in DEFERRABLE else None
+        if batch is not None:
+            client = redis_store.client
+            return {**message, "seq": batch.add(client, keys, _args(channel=manager.channel, head=head, tail=tail,
+                                                                    **options), redis_store.take_later())}
         seq = _run(keys, channel=manager.channel, head=head, tail=tail, **options)
         return {**message, "seq": seq}
     with _LOCAL_ORDER:
@@ -161,15 +253,24 @@ def emit(project_id: int, event: str, payload: dict[str, Any], room: str, skip_s
     return sent
 
 
-def _run(keys: list[str], *, message_json: str, event: str, keep: bool, summary_json: str, history_len: int,
-         history_ms: int, activity_len: int, at: str, counter_field: str, channel: str = "", head: str = "",
-         tail: str = "") -> int:
-    client = redis_store.client
+def _script(client: Any) -> Any:
     script = _scripts.get(client)
     if script is None:  # EVALSHA, loading the script when Redis lacks it; hashed once per client
         script = _scripts[client] = client.register_script(_SCRIPT)
-    args = [message_json, json.dumps(SEQ_PLACEHOLDER), head, tail, channel, event, "1" if keep else "0",
+    return script
+
+
+def _args(*, message_json: str, event: str, keep: bool, summary_json: str, history_len: int, history_ms: int,
+          activity_len: int, at: str, counter_field: str, channel: str = "", head: str = "",
+          tail: str = "") -> list[Any]:
+    return [message_json, json.dumps(SEQ_PLACEHOLDER), head, tail, channel, event, "1" if keep else "0",
             history_len, history_ms, summary_json, activity_len, at, counter_field]
+
+
+def _run(keys: list[str], **options: Any) -> int:
+    client = redis_store.client
+    script = _script(client)
+    args = _args(**options)
     riders = redis_store.take_later()
     if not riders:
         return int(script(keys=keys, args=args))
