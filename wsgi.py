@@ -19,6 +19,9 @@ if ASYNC_MODE == "eventlet":
     from workspace.realtime import eventlet_websocket
 
     eventlet_websocket.install()  # C-speed unmasking and a cap on fragmented messages (see the module)
+    from workspace import redis_readiness
+
+    redis_readiness.install(eventlet.patcher.original("select").poll)  # no hub switch per Redis command
 elif ASYNC_MODE == "gevent":
     import gevent
 
@@ -31,6 +34,9 @@ elif ASYNC_MODE == "gevent":
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
+    from workspace import redis_readiness
+
+    redis_readiness.install(monkey.get_original("select", "poll"))  # no hub switch per Redis command
 
 import gc  # noqa: E402
 import logging  # noqa: E402

@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 import flask_smorest
-from flask import current_app, has_app_context
+from flask import current_app, has_app_context, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -96,7 +96,16 @@ def _check_depth(value: Any, max_depth: int) -> list[Any]:
 
 
 class LimitedJsonParser(FlaskParser):
-    """webargs' parser for flask-smorest, reading JSON bodies through `loads`."""
+    """webargs' parser for flask-smorest, reading JSON bodies through `loads`; a query schema with a `load_query`
+    shortcut (PageArgs) reads the plain queries it accepts without webargs' and marshmallow's load."""
+
+    def parse(self, argmap, req=None, *, location=None, **kwargs) -> Any:
+        shortcut = getattr(argmap, "load_query", None)
+        if shortcut is not None and location == "query" and not kwargs.get("validate"):
+            loaded = shortcut((req or request).args)
+            if loaded is not None:
+                return loaded
+        return super().parse(argmap, req, location=location, **kwargs)
 
     def _raw_load_json(self, req) -> Any:
         if not is_json_request(req):
