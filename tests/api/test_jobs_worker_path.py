@@ -4,19 +4,21 @@ autocommit connection, the job metric riding in JOB_UPDATE's round trip, and the
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import psycopg2
 import pytest
 import sqlalchemy as sa
 from jobs_support import JobEvents, make_team
+from rq import SimpleWorker
 from rq.job import JobStatus as RQStatus
+from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
 from workspace.db_pool import HeldConnection, fetchone_autocommit
 from workspace.extensions import db, redis_store
-from workspace.jobs import service, tasks, worker
-from workspace.models import Job, JobStatus
+from workspace.jobs import queue, service, tasks, worker
+from workspace.models import Job, JobStatus, utcnow
 from workspace.observability import metrics
 from workspace.realtime import broadcast, ordered
 
@@ -106,6 +108,58 @@ def test_claim_and_complete_are_compare_and_sets_returning_the_committed_row(app
         assert seqs == sorted(seqs) and len(set(seqs)) == 3
     finally:
         events.close()
+
+
+def test_only_the_claim_commits_without_waiting_for_its_wal_flush(app, team):
+    with app.app_context():
+        held = app.extensions["jobs_connection"] = HeldConnection(db.engine, 5.0)
+        try:
+            job_id = service.submit(team.owner.id, team.project_id, "echo", {})[0].id
+            # The claim's first statement switches the WAL flush off for its own transaction, and it does so on the
+            # held autocommit connection (a multi-statement query is one transaction).
+            switch = service._CLAIM_SQL.split(";")[0]
+            assert switch == "SET LOCAL synchronous_commit = off"
+            assert held.fetchone(f"{switch}; SHOW synchronous_commit", {}) == ("off",)
+            assert service.claim(job_id) is not None
+            connection = held._fairy.driver_connection
+            # SET LOCAL outside a transaction block is ignored with a WARNING: the claim's SET and UPDATE ran as
+            # one transaction, and the setting ended with it (the completion on this connection is synchronous).
+            assert connection.notices == []
+            assert held.fetchone("SHOW synchronous_commit", {}) == ("on",)
+            assert service.complete(job_id, 1, {}) is not None
+            assert "synchronous_commit" not in service._COMPLETE_SQL
+        finally:
+            app.extensions.pop("jobs_connection").close()
+
+
+def test_a_claim_lost_in_a_postgresql_crash_runs_the_job_again(app, team, monkeypatch):
+    """What a crash can do to an asynchronously committed claim: the row reads as before it (queued), the attempt's
+    completion finds nothing to complete, and the reaper queues the job again; its next run succeeds."""
+    with app.app_context():
+        job_id = service.submit(team.owner.id, team.project_id, "echo", {"again": True})[0].id
+        real_complete = service.complete
+
+        def complete_after_crash(job_id_, attempt, result):
+            db.session.execute(sa.update(Job).where(Job.id == job_id_).values(
+                status=JobStatus.QUEUED, attempts=0, started_at=None, lease_expires_at=None))  # the claim undone
+            db.session.commit()
+            return real_complete(job_id_, attempt, result)
+
+        monkeypatch.setattr(service, "complete", complete_after_crash)
+        rq = queue.rq_queue()
+        SimpleWorker([rq], connection=rq.connection, serializer=JSONSerializer,
+                     name=f"inproc-{uuid.uuid4().hex[:8]}").work(burst=True)
+        monkeypatch.setattr(service, "complete", real_complete)
+        job = db.session.get(Job, job_id, populate_existing=True)
+        assert (job.status, job.attempts, job.result) == (JobStatus.QUEUED, 0, None)  # the outcome was dropped
+        assert rq.job_ids == []  # RQ saw the attempt succeed
+        later = utcnow() + timedelta(seconds=app.config["JOB_LEASE_SECONDS"] + 1)
+        assert service.reap_lost_jobs(now=later) == 1
+        assert rq.job_ids == [queue.rq_job_id(job_id)]
+        SimpleWorker([rq], connection=rq.connection, serializer=JSONSerializer,
+                     name=f"inproc-{uuid.uuid4().hex[:8]}").work(burst=True)
+        job = db.session.get(Job, job_id, populate_existing=True)
+        assert (job.status, job.attempts, job.result) == (JobStatus.SUCCEEDED, 1, {"again": True})
 
 
 def _durations(app) -> dict:

@@ -231,9 +231,15 @@ def _cas_sql(assignments: str, conditions: str) -> str:
     return f"UPDATE {Job.__tablename__} SET {assignments} WHERE {conditions} RETURNING {_RETURNING}"  # noqa: S608
 
 
-_CLAIM_SQL = _cas_sql("status = %(running)s, attempts = attempts + 1, started_at = %(now)s, "
-                      "lease_expires_at = %(lease)s, updated_at = %(now)s",
-                      "id = %(job_id)s AND status IN %(waiting)s")
+# The claim commits without waiting for its WAL flush (synchronous_commit off for its own transaction only: the
+# two statements go as one query, which PostgreSQL runs as one transaction): the job was stored durably when it was
+# submitted, and the completion, a synchronous commit, flushes the claim's WAL with its own. A PostgreSQL crash can
+# lose only a claim whose attempt has not ended yet: the row reads queued (or retrying) again, that attempt's
+# completion no longer matches, and the reaper queues the job again (docs/jobs.md, "Durability of a claim").
+_CLAIM_SQL = "SET LOCAL synchronous_commit = off; " + _cas_sql(
+    "status = %(running)s, attempts = attempts + 1, started_at = %(now)s, lease_expires_at = %(lease)s, "
+    "updated_at = %(now)s",
+    "id = %(job_id)s AND status IN %(waiting)s")
 _COMPLETE_SQL = _cas_sql("status = %(succeeded)s, result = %(result)s, finished_at = %(now)s, "
                          "lease_expires_at = NULL, updated_at = %(now)s",
                          "id = %(job_id)s AND status = %(running)s AND attempts = %(attempt)s")
