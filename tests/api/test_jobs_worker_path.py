@@ -3,6 +3,8 @@ autocommit connection, the job metric riding in JOB_UPDATE's round trip, and the
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 from datetime import UTC, timedelta
 
@@ -15,6 +17,7 @@ from rq.job import JobStatus as RQStatus
 from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
+from workspace import events
 from workspace.db_pool import HeldConnection, fetchone_autocommit
 from workspace.extensions import db, redis_store
 from workspace.jobs import queue, service, tasks, worker
@@ -275,3 +278,66 @@ def test_a_failing_emit_is_logged_and_its_riding_metric_still_written(app, caplo
             sent = broadcast.emit_to_project(6, "JOB_UPDATE", {"job_id": 1, "status": "succeeded", "attempts": 1})
     assert sent["seq"] is None and "not sent, Redis unavailable" in caplog.text
     assert _durations(app)["echo|succeeded|count"] == "1"
+
+
+def test_the_announcer_sends_job_changes_in_order_from_its_own_thread(app, monkeypatch):
+    sent = []
+    monkeypatch.setattr(events, "announce", lambda event, *, job: sent.append((job, threading.current_thread())))
+    announcer = worker.Announcer(app)
+    jobs = [object() for _ in range(50)]
+    with app.app_context():
+        app.extensions["jobs_announcer"] = announcer
+        try:
+            for job in jobs:
+                service.announce(job)
+        finally:
+            del app.extensions["jobs_announcer"]
+    announcer.close()  # sends what is pending before it returns
+    assert [job for job, _ in sent] == jobs
+    assert {thread for _, thread in sent} == {announcer._thread} != {threading.current_thread()}
+    assert announcer.take(object()) is False  # closed: the caller announces itself
+
+
+def test_a_forked_child_announces_itself(app):
+    announcer = worker.Announcer(app)
+    try:
+        announcer.pid = -1  # as a work horse sees it: the thread is its parent's
+        assert announcer.take(object()) is False
+    finally:
+        announcer.pid = os.getpid()
+        announcer.close()
+
+
+def test_a_failed_announcement_is_logged_and_the_next_ones_still_sent(app, monkeypatch, caplog):
+    sent = []
+
+    def announce(event, *, job):
+        if job == "bad":
+            raise RuntimeError("subscriber broke")
+        sent.append(job)
+
+    monkeypatch.setattr(events, "announce", announce)
+    announcer = worker.Announcer(app)
+    for job in ("a", "bad", "b"):
+        assert announcer.take(job)
+    announcer.close()
+    assert sent == ["a", "b"] and "announcement failed" in caplog.text
+
+
+def test_the_simple_worker_has_sent_every_job_update_when_it_returns(app, team, monkeypatch):
+    monkeypatch.setitem(tasks._state, "app", app)
+    monkeypatch.setitem(tasks._state, "pid", None)
+    sent = []
+    real_announce = events.announce
+    monkeypatch.setattr(events, "announce", lambda event, **kwargs: sent.append(
+        (kwargs["job"].id, str(kwargs["job"].status.value), threading.current_thread().name))
+        or real_announce(event, **kwargs))
+    with app.app_context():
+        ids = [service.submit(team.owner.id, team.project_id, "echo", {"n": n})[0].id for n in range(5)]
+    rq_worker = worker.build_worker("simple", name=f"inproc-{uuid.uuid4().hex[:8]}")
+    assert rq_worker.work(burst=True) is True
+    assert "jobs_announcer" not in app.extensions
+    for job_id in ids:
+        assert [(status, thread) for id_, status, thread in sent if id_ == job_id] == [
+            ("queued", threading.current_thread().name), ("running", "job-announcer"),
+            ("succeeded", "job-announcer")]

@@ -268,7 +268,13 @@ def _update_sql(sql: str, params: dict) -> Job | None:
 
 
 def announce(job: Job) -> None:
-    """Announce a committed change of the job's row (realtime sends JOB_UPDATE, metrics record finished attempts)."""
+    """Announce a committed change of the job's row (realtime sends JOB_UPDATE, metrics record finished attempts).
+
+    In a worker that installed an announcer (`worker.Announcer`) it is handed to it: announced in order from a thread
+    of its own, while the job loop goes on."""
+    announcer = current_app.extensions.get("jobs_announcer")
+    if announcer is not None and announcer.take(job):
+        return
     events.announce(events.job_updated, job=job)
 
 
