@@ -341,3 +341,30 @@ def test_the_simple_worker_has_sent_every_job_update_when_it_returns(app, team, 
         assert [(status, thread) for id_, status, thread in sent if id_ == job_id] == [
             ("queued", threading.current_thread().name), ("running", "job-announcer"),
             ("succeeded", "job-announcer")]
+
+
+def test_a_rows_job_succeeds_in_rq_without_reading_its_dependents_other_jobs_as_rq_does(app, team, monkeypatch):
+    from rq import Queue
+    from rq.results import Result
+
+    monkeypatch.setitem(tasks._state, "app", app)
+    monkeypatch.setitem(tasks._state, "pid", None)
+    read = []
+    real = Queue.enqueue_dependents
+    monkeypatch.setattr(Queue, "enqueue_dependents", lambda self, job, *a, **k: read.append(job.id) or real(
+        self, job, *a, **k))
+    with app.app_context():
+        job_id = service.submit(team.owner.id, team.project_id, "echo", {"n": 1})[0].id
+        rq = queue.rq_queue()
+        other = rq.enqueue("builtins.dict", {"plain": "rq"}, result_ttl=60)
+        rq_worker = worker.build_worker("simple", name=f"inproc-{uuid.uuid4().hex[:8]}")
+        assert rq_worker.work(burst=True) is True
+        assert read == [other.id]  # only the job that is not a row's
+        ours = rq.fetch_job(queue.rq_job_id(job_id))
+        for job in (ours, rq.fetch_job(other.id)):  # both recorded as RQ records a success
+            assert job.get_status() == RQStatus.FINISHED and job.ended_at is not None
+            assert job.id in rq.finished_job_registry.get_job_ids()
+            assert job.id not in rq.started_job_registry.get_job_ids()
+            assert Result.fetch_latest(job, serializer=JSONSerializer).type == Result.Type.SUCCESSFUL
+        assert 0 < ours.connection.ttl(ours.key) <= 60  # the result TTL
+        assert db.session.get(Job, job_id).status == JobStatus.SUCCEEDED

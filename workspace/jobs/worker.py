@@ -24,7 +24,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 
 from .. import events
-from .queue import rq_queue
+from .queue import TASK, rq_queue
 from .service import reap_lost_jobs
 from .tasks import worker_app
 
@@ -58,7 +58,7 @@ class LeanMixin:
     job; a standalone write of the state the key already holds is skipped. Writes inside RQ's pipelines all happen.
     RQ's suspension check (a round trip whose pipeline carries a heartbeat) runs at the top of every loop: here once
     per HEARTBEAT_EVERY seconds. A succeeded job's last heartbeat is saved with the rest of the job by RQ's success
-    pipeline, not on its own.
+    pipeline, not on its own, and a row's job (which nothing depends on) skips the read of its dependents.
     """
 
     _beat_at = float("-inf")
@@ -81,6 +81,27 @@ class LeanMixin:
         if pipeline is None and state == self._state:
             return
         super().set_state(state, pipeline)
+
+    def handle_job_success(self, job: RQJob, queue, started_job_registry) -> None:
+        # RQ WATCHes the job's dependents key and reads it (two round trips) before its success transaction, for the
+        # jobs enqueued to run after this one. Nothing runs after a row's job (queue.RQDispatcher enqueues them, never
+        # with a dependency): for those the same transaction goes out alone (RQ 2.12's writes, in its order). Other
+        # jobs, and repeating ones, get RQ's own handling.
+        if job.func_name != TASK or job.repeats_left:
+            super().handle_job_success(job, queue, started_job_registry)
+            return
+        with self.connection.pipeline() as pipeline:  # MULTI/EXEC, as RQ's
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            result_ttl = job.get_result_ttl(self.default_result_ttl)
+            if result_ttl != 0:
+                job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.name,
+                                    execution_id=self.execution.id if self.execution else None,
+                                    execution_started_at=self.execution.created_at if self.execution else None,
+                                    execution_ended_at=job.ended_at)
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipeline)
+            pipeline.execute()
 
     def handle_execution_ended(self, job: RQJob, queue, heartbeat_ttl: int) -> None:
         # RQ writes the job's last_heartbeat on its own here; after a success, its success pipeline saves the whole
