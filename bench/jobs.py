@@ -108,10 +108,14 @@ class Bench:
                                              .where(Job.id.in_(ids))).one()
         return (last - first).total_seconds()
 
-    def worker(self, worker_class: str, burst: bool = True):
-        proc = start([sys.executable, "-m", "workspace.jobs.worker", "--worker-class", worker_class,
+    def worker(self, worker_class: str, burst: bool = True, checkout: str | None = None):
+        """The Procfile's worker; from the checkout in `checkout` (its `workspace` and `config`) when given."""
+        env, isolate = self.env, []
+        if checkout:  # -P: the current directory (this checkout) is not put first on sys.path
+            env, isolate = {**self.env, "PYTHONPATH": str(Path(checkout).resolve())}, ["-P"]
+        proc = start([sys.executable, *isolate, "-m", "workspace.jobs.worker", "--worker-class", worker_class,
                       "--name", f"bench-{worker_class}-{uuid.uuid4().hex[:6]}", *(["--burst"] if burst else [])],
-                     self.env, f"bench-worker-{worker_class}")
+                     env, f"bench-worker-{worker_class}")
         self.procs.append(proc)
         return proc
 
@@ -144,11 +148,11 @@ class Bench:
         queue.delete(delete_jobs=True)
         return (jobs - 1) / (last - first).total_seconds() * 60
 
-    def throughput(self, jobs: int) -> float:
+    def throughput(self, jobs: int, checkout: str | None = None) -> float:
         """The Procfile's worker (SimpleWorker, the production default) draining echo jobs submitted beforehand;
         jobs/min from the rows' timestamps (first claim to last completion)."""
         ids = self.submit_many(jobs)
-        proc = self.worker("simple")
+        proc = self.worker("simple", checkout=checkout)
         self.wait_done(ids)
         proc.stop()
         return (len(ids) - 1) / self.span(ids) * 60
@@ -221,35 +225,51 @@ class Bench:
             client.delete(*keys)
 
 
+def web_figures(bench: Bench, args: argparse.Namespace) -> None:
+    """`POST /jobs/run` against `GET /auth/me`, then submit → JOB_UPDATE succeeded, on one web process."""
+    web, base = start_web(bench.env, port=free_port())
+    bench.procs.append(web)
+    runs, mes = bench.request_latency(base, args.submits)
+    print(f"POST /jobs/run: p50 {pct(runs, 50):.2f} ms, p99 {pct(runs, 99):.2f} ms; GET /auth/me: p50 "
+          f"{pct(mes, 50):.2f} ms, p99 {pct(mes, 99):.2f} ms ({args.submits} each, interleaved, one connection, "
+          f"eventlet gunicorn): {pct(runs, 50) / pct(mes, 50):.2f}x (target <= 3x)")
+    bench.worker("simple", burst=False)
+    trips = bench.roundtrips(base, args.roundtrips)
+    print(f"submit → JOB_UPDATE succeeded: p50 {pct(trips, 50):.1f} ms, p99 {pct(trips, 99):.1f} ms "
+          f"({len(trips)} jobs, one simple worker)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=1000, help="echo jobs per worker run")
     parser.add_argument("--rounds", type=int, default=2, help="worker runs, alternating bare RQ and ours")
     parser.add_argument("--submits", type=int, default=500, help="timed POST /jobs/run (and as many GET /auth/me)")
     parser.add_argument("--roundtrips", type=int, default=100, help="timed submit → JOB_UPDATE succeeded")
+    parser.add_argument("--baseline", metavar="DIR", help="also run the Procfile worker of the checkout in DIR "
+                        "(e.g. `git worktree add /tmp/base HEAD~1`) in every round: an A/B in one run")
+    parser.add_argument("--worker-only", action="store_true", help="skip the web figures")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} cores)")
     bench = Bench()
     try:
-        ratios = []
+        ratios, base_ratios = [], []
         for round_ in range(1, args.rounds + 1):
             bare = bench.bare_rq(args.jobs)
             ours = bench.throughput(args.jobs)
             ratios.append(ours / bare)
             print(f"round {round_}: Procfile worker {ours:7.0f} echo jobs/min, bare RQ SimpleWorker {bare:7.0f}/min "
                   f"({args.jobs} jobs each): {ours / bare:.2f}x (target >= 0.8x)")
+            if args.baseline:
+                base = bench.throughput(args.jobs, checkout=args.baseline)
+                base_ratios.append(base / bare)
+                print(f"round {round_}: baseline worker ({args.baseline}) {base:7.0f} echo jobs/min: "
+                      f"{base / bare:.2f}x bare RQ, this checkout {ours / base:.2f}x the baseline")
         print(f"worker / bare RQ, median of {len(ratios)}: {sorted(ratios)[len(ratios) // 2]:.2f}x")
-        web, base = start_web(bench.env, port=free_port())
-        bench.procs.append(web)
-        runs, mes = bench.request_latency(base, args.submits)
-        print(f"POST /jobs/run: p50 {pct(runs, 50):.2f} ms, p99 {pct(runs, 99):.2f} ms; GET /auth/me: p50 "
-              f"{pct(mes, 50):.2f} ms, p99 {pct(mes, 99):.2f} ms ({args.submits} each, interleaved, one connection, "
-              f"eventlet gunicorn): {pct(runs, 50) / pct(mes, 50):.2f}x (target <= 3x)")
-        bench.worker("simple", burst=False)
-        trips = bench.roundtrips(base, args.roundtrips)
-        print(f"submit → JOB_UPDATE succeeded: p50 {pct(trips, 50):.1f} ms, p99 {pct(trips, 99):.1f} ms "
-              f"({len(trips)} jobs, one simple worker)")
+        if base_ratios:
+            print(f"baseline / bare RQ, median: {sorted(base_ratios)[len(base_ratios) // 2]:.2f}x")
+        if not args.worker_only:
+            web_figures(bench, args)
     finally:
         bench.close()
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

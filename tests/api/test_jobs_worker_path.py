@@ -3,20 +3,25 @@ autocommit connection, the job metric riding in JOB_UPDATE's round trip, and the
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
-from datetime import UTC
+from datetime import UTC, timedelta
 
 import psycopg2
 import pytest
 import sqlalchemy as sa
 from jobs_support import JobEvents, make_team
+from rq import SimpleWorker
 from rq.job import JobStatus as RQStatus
+from rq.serializers import JSONSerializer
 from rq.worker import BaseWorker
 
+from workspace import events
 from workspace.db_pool import HeldConnection, fetchone_autocommit
 from workspace.extensions import db, redis_store
-from workspace.jobs import service, tasks, worker
-from workspace.models import Job, JobStatus
+from workspace.jobs import queue, service, tasks, worker
+from workspace.models import Job, JobStatus, utcnow
 from workspace.observability import metrics
 from workspace.realtime import broadcast, ordered
 
@@ -106,6 +111,58 @@ def test_claim_and_complete_are_compare_and_sets_returning_the_committed_row(app
         assert seqs == sorted(seqs) and len(set(seqs)) == 3
     finally:
         events.close()
+
+
+def test_only_the_claim_commits_without_waiting_for_its_wal_flush(app, team):
+    with app.app_context():
+        held = app.extensions["jobs_connection"] = HeldConnection(db.engine, 5.0)
+        try:
+            job_id = service.submit(team.owner.id, team.project_id, "echo", {})[0].id
+            # The claim's first statement switches the WAL flush off for its own transaction, and it does so on the
+            # held autocommit connection (a multi-statement query is one transaction).
+            switch = service._CLAIM_SQL.split(";")[0]
+            assert switch == "SET LOCAL synchronous_commit = off"
+            assert held.fetchone(f"{switch}; SHOW synchronous_commit", {}) == ("off",)
+            assert service.claim(job_id) is not None
+            connection = held._fairy.driver_connection
+            # SET LOCAL outside a transaction block is ignored with a WARNING: the claim's SET and UPDATE ran as
+            # one transaction, and the setting ended with it (the completion on this connection is synchronous).
+            assert connection.notices == []
+            assert held.fetchone("SHOW synchronous_commit", {}) == ("on",)
+            assert service.complete(job_id, 1, {}) is not None
+            assert "synchronous_commit" not in service._COMPLETE_SQL
+        finally:
+            app.extensions.pop("jobs_connection").close()
+
+
+def test_a_claim_lost_in_a_postgresql_crash_runs_the_job_again(app, team, monkeypatch):
+    """What a crash can do to an asynchronously committed claim: the row reads as before it (queued), the attempt's
+    completion finds nothing to complete, and the reaper queues the job again; its next run succeeds."""
+    with app.app_context():
+        job_id = service.submit(team.owner.id, team.project_id, "echo", {"again": True})[0].id
+        real_complete = service.complete
+
+        def complete_after_crash(job_id_, attempt, result):
+            db.session.execute(sa.update(Job).where(Job.id == job_id_).values(
+                status=JobStatus.QUEUED, attempts=0, started_at=None, lease_expires_at=None))  # the claim undone
+            db.session.commit()
+            return real_complete(job_id_, attempt, result)
+
+        monkeypatch.setattr(service, "complete", complete_after_crash)
+        rq = queue.rq_queue()
+        SimpleWorker([rq], connection=rq.connection, serializer=JSONSerializer,
+                     name=f"inproc-{uuid.uuid4().hex[:8]}").work(burst=True)
+        monkeypatch.setattr(service, "complete", real_complete)
+        job = db.session.get(Job, job_id, populate_existing=True)
+        assert (job.status, job.attempts, job.result) == (JobStatus.QUEUED, 0, None)  # the outcome was dropped
+        assert rq.job_ids == []  # RQ saw the attempt succeed
+        later = utcnow() + timedelta(seconds=app.config["JOB_LEASE_SECONDS"] + 1)
+        assert service.reap_lost_jobs(now=later) == 1
+        assert rq.job_ids == [queue.rq_job_id(job_id)]
+        SimpleWorker([rq], connection=rq.connection, serializer=JSONSerializer,
+                     name=f"inproc-{uuid.uuid4().hex[:8]}").work(burst=True)
+        job = db.session.get(Job, job_id, populate_existing=True)
+        assert (job.status, job.attempts, job.result) == (JobStatus.SUCCEEDED, 1, {"again": True})
 
 
 def _durations(app) -> dict:
@@ -221,3 +278,93 @@ def test_a_failing_emit_is_logged_and_its_riding_metric_still_written(app, caplo
             sent = broadcast.emit_to_project(6, "JOB_UPDATE", {"job_id": 1, "status": "succeeded", "attempts": 1})
     assert sent["seq"] is None and "not sent, Redis unavailable" in caplog.text
     assert _durations(app)["echo|succeeded|count"] == "1"
+
+
+def test_the_announcer_sends_job_changes_in_order_from_its_own_thread(app, monkeypatch):
+    sent = []
+    monkeypatch.setattr(events, "announce", lambda event, *, job: sent.append((job, threading.current_thread())))
+    announcer = worker.Announcer(app)
+    jobs = [object() for _ in range(50)]
+    with app.app_context():
+        app.extensions["jobs_announcer"] = announcer
+        try:
+            for job in jobs:
+                service.announce(job)
+        finally:
+            del app.extensions["jobs_announcer"]
+    announcer.close()  # sends what is pending before it returns
+    assert [job for job, _ in sent] == jobs
+    assert {thread for _, thread in sent} == {announcer._thread} != {threading.current_thread()}
+    assert announcer.take(object()) is False  # closed: the caller announces itself
+
+
+def test_a_forked_child_announces_itself(app):
+    announcer = worker.Announcer(app)
+    try:
+        announcer.pid = -1  # as a work horse sees it: the thread is its parent's
+        assert announcer.take(object()) is False
+    finally:
+        announcer.pid = os.getpid()
+        announcer.close()
+
+
+def test_a_failed_announcement_is_logged_and_the_next_ones_still_sent(app, monkeypatch, caplog):
+    sent = []
+
+    def announce(event, *, job):
+        if job == "bad":
+            raise RuntimeError("subscriber broke")
+        sent.append(job)
+
+    monkeypatch.setattr(events, "announce", announce)
+    announcer = worker.Announcer(app)
+    for job in ("a", "bad", "b"):
+        assert announcer.take(job)
+    announcer.close()
+    assert sent == ["a", "b"] and "announcement failed" in caplog.text
+
+
+def test_the_simple_worker_has_sent_every_job_update_when_it_returns(app, team, monkeypatch):
+    monkeypatch.setitem(tasks._state, "app", app)
+    monkeypatch.setitem(tasks._state, "pid", None)
+    sent = []
+    real_announce = events.announce
+    monkeypatch.setattr(events, "announce", lambda event, **kwargs: sent.append(
+        (kwargs["job"].id, str(kwargs["job"].status.value), threading.current_thread().name))
+        or real_announce(event, **kwargs))
+    with app.app_context():
+        ids = [service.submit(team.owner.id, team.project_id, "echo", {"n": n})[0].id for n in range(5)]
+    rq_worker = worker.build_worker("simple", name=f"inproc-{uuid.uuid4().hex[:8]}")
+    assert rq_worker.work(burst=True) is True
+    assert "jobs_announcer" not in app.extensions
+    for job_id in ids:
+        assert [(status, thread) for id_, status, thread in sent if id_ == job_id] == [
+            ("queued", threading.current_thread().name), ("running", "job-announcer"),
+            ("succeeded", "job-announcer")]
+
+
+def test_a_rows_job_succeeds_in_rq_without_reading_its_dependents_other_jobs_as_rq_does(app, team, monkeypatch):
+    from rq import Queue
+    from rq.results import Result
+
+    monkeypatch.setitem(tasks._state, "app", app)
+    monkeypatch.setitem(tasks._state, "pid", None)
+    read = []
+    real = Queue.enqueue_dependents
+    monkeypatch.setattr(Queue, "enqueue_dependents", lambda self, job, *a, **k: read.append(job.id) or real(
+        self, job, *a, **k))
+    with app.app_context():
+        job_id = service.submit(team.owner.id, team.project_id, "echo", {"n": 1})[0].id
+        rq = queue.rq_queue()
+        other = rq.enqueue("builtins.dict", {"plain": "rq"}, result_ttl=60)
+        rq_worker = worker.build_worker("simple", name=f"inproc-{uuid.uuid4().hex[:8]}")
+        assert rq_worker.work(burst=True) is True
+        assert read == [other.id]  # only the job that is not a row's
+        ours = rq.fetch_job(queue.rq_job_id(job_id))
+        for job in (ours, rq.fetch_job(other.id)):  # both recorded as RQ records a success
+            assert job.get_status() == RQStatus.FINISHED and job.ended_at is not None
+            assert job.id in rq.finished_job_registry.get_job_ids()
+            assert job.id not in rq.started_job_registry.get_job_ids()
+            assert Result.fetch_latest(job, serializer=JSONSerializer).type == Result.Type.SUCCESSFUL
+        assert 0 < ours.connection.ttl(ours.key) <= 60  # the result TTL
+        assert db.session.get(Job, job_id).status == JobStatus.SUCCEEDED

@@ -230,9 +230,15 @@ def _cas_sql(assignments: str, conditions: str) -> str:
     return f"UPDATE {Job.__tablename__} SET {assignments} WHERE {conditions} RETURNING {_RETURNING}"  # noqa: S608
 
 
-_CLAIM_SQL = _cas_sql("status = %(running)s, attempts = attempts + 1, started_at = %(now)s, "
-                      "lease_expires_at = %(lease)s, updated_at = %(now)s",
-                      "id = %(job_id)s AND status IN %(waiting)s")
+# The claim commits without waiting for its WAL flush (synchronous_commit off for its own transaction only: the
+# two statements go as one query, which PostgreSQL runs as one transaction): the job was stored durably when it was
+# submitted, and the completion, a synchronous commit, flushes the claim's WAL with its own. A PostgreSQL crash can
+# lose only a claim whose attempt has not ended yet: the row reads queued (or retrying) again, that attempt's
+# completion no longer matches, and the reaper queues the job again (docs/jobs.md, "Durability of a claim").
+_CLAIM_SQL = "SET LOCAL synchronous_commit = off; " + _cas_sql(
+    "status = %(running)s, attempts = attempts + 1, started_at = %(now)s, lease_expires_at = %(lease)s, "
+    "updated_at = %(now)s",
+    "id = %(job_id)s AND status IN %(waiting)s")
 _COMPLETE_SQL = _cas_sql("status = %(succeeded)s, result = %(result)s, finished_at = %(now)s, "
                          "lease_expires_at = NULL, updated_at = %(now)s",
                          "id = %(job_id)s AND status = %(running)s AND attempts = %(attempt)s")
@@ -261,7 +267,13 @@ def _update_sql(sql: str, params: dict) -> Job | None:
 
 
 def announce(job: Job) -> None:
-    """Announce a committed change of the job's row (realtime sends JOB_UPDATE, metrics record finished attempts)."""
+    """Announce a committed change of the job's row (realtime sends JOB_UPDATE, metrics record finished attempts).
+
+    In a worker that installed an announcer (`worker.Announcer`) it is handed to it: announced in order from a thread
+    of its own, while the job loop goes on."""
+    announcer = current_app.extensions.get("jobs_announcer")
+    if announcer is not None and announcer.take(job):
+        return
     events.announce(events.job_updated, job=job)
 
 

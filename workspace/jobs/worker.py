@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import queue as queues
+import threading
 import time
 
 from rq import SimpleWorker, Worker
@@ -20,7 +23,8 @@ from rq.job import JobStatus as RQStatus
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
 
-from .queue import rq_queue
+from .. import events
+from .queue import TASK, rq_queue
 from .service import reap_lost_jobs
 from .tasks import worker_app
 
@@ -54,7 +58,7 @@ class LeanMixin:
     job; a standalone write of the state the key already holds is skipped. Writes inside RQ's pipelines all happen.
     RQ's suspension check (a round trip whose pipeline carries a heartbeat) runs at the top of every loop: here once
     per HEARTBEAT_EVERY seconds. A succeeded job's last heartbeat is saved with the rest of the job by RQ's success
-    pipeline, not on its own.
+    pipeline, not on its own, and a row's job (which nothing depends on) skips the read of its dependents.
     """
 
     _beat_at = float("-inf")
@@ -78,6 +82,27 @@ class LeanMixin:
             return
         super().set_state(state, pipeline)
 
+    def handle_job_success(self, job: RQJob, queue, started_job_registry) -> None:
+        # RQ WATCHes the job's dependents key and reads it (two round trips) before its success transaction, for the
+        # jobs enqueued to run after this one. Nothing runs after a row's job (queue.RQDispatcher enqueues them, never
+        # with a dependency): for those the same transaction goes out alone (RQ 2.12's writes, in its order). Other
+        # jobs, and repeating ones, get RQ's own handling.
+        if job.func_name != TASK or job.repeats_left:
+            super().handle_job_success(job, queue, started_job_registry)
+            return
+        with self.connection.pipeline() as pipeline:  # MULTI/EXEC, as RQ's
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+            result_ttl = job.get_result_ttl(self.default_result_ttl)
+            if result_ttl != 0:
+                job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.name,
+                                    execution_id=self.execution.id if self.execution else None,
+                                    execution_started_at=self.execution.created_at if self.execution else None,
+                                    execution_ended_at=job.ended_at)
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipeline)
+            pipeline.execute()
+
     def handle_execution_ended(self, job: RQJob, queue, heartbeat_ttl: int) -> None:
         # RQ writes the job's last_heartbeat on its own here; after a success, its success pipeline saves the whole
         # job (that field included) a moment later. A failed attempt keeps RQ's write.
@@ -87,8 +112,61 @@ class LeanMixin:
         job.ended_at = job.last_heartbeat = rq_now()
 
 
-class ReapingSimpleWorker(LeanMixin, ReapingMixin, SimpleWorker):
-    """SimpleWorker (runs jobs in its own process) + the reaper, without RQ's repeated writes."""
+class Announcer:
+    """Announces the worker's job changes (`service.announce`) from one thread of its own, in the order they were
+    committed, so a JOB_UPDATE's Redis round trip overlaps the job loop (the handler, the completion's UPDATE, RQ's
+    bookkeeping) instead of holding it up. The change is committed before it is handed over, as before; a failed
+    announcement is logged, as before. Pending announcements are sent before the worker exits (`close`); a worker
+    killed with SIGKILL may lose its last ones, which leaves clients a moment behind the row, the truth they re-read.
+    A forked child (RQ's work horse, whose `os._exit` would drop them) announces synchronously.
+    """
+
+    def __init__(self, app, backlog: int = 1000) -> None:
+        self.app = app
+        self.pid = os.getpid()
+        self._queue: queues.Queue = queues.Queue(maxsize=backlog)  # full: the job loop waits (Redis is slow or down)
+        self._thread = threading.Thread(target=self._run, name="job-announcer", daemon=True)
+        self._thread.start()
+
+    def take(self, job) -> bool:
+        """Queue the announcement of `job`'s committed change; False when the caller must announce it itself."""
+        if os.getpid() != self.pid or not self._thread.is_alive():
+            return False
+        self._queue.put(job)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is pending (waiting at most `timeout` seconds), then stop the thread."""
+        if os.getpid() == self.pid and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            while (job := self._queue.get()) is not None:
+                try:
+                    events.announce(events.job_updated, job=job)
+                except Exception:  # the change is committed; a subscriber's failure must not stop the others
+                    log.exception("job %s: announcement failed", getattr(job, "id", "?"))
+
+
+class AnnouncingMixin:
+    """Announces job changes through an `Announcer` while the worker works (jobs run in this process)."""
+
+    def work(self, *args, **kwargs):
+        app = worker_app()
+        announcer = app.extensions["jobs_announcer"] = Announcer(app)
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            if app.extensions.get("jobs_announcer") is announcer:
+                del app.extensions["jobs_announcer"]
+            announcer.close()
+
+
+class ReapingSimpleWorker(AnnouncingMixin, LeanMixin, ReapingMixin, SimpleWorker):
+    """SimpleWorker (runs jobs in its own process) + the reaper, without RQ's repeated writes, announcing job
+    changes from a thread of its own."""
 
 
 class ReapingForkWorker(LeanMixin, ReapingMixin, Worker):
