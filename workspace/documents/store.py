@@ -131,6 +131,30 @@ def _catch_up_with(authors: int, usage: bool) -> sa.Select:
             .order_by(_updates.c.id))
 
 
+@functools.cache
+def _lock_and_read_sql(authors: int, usage: bool, dialect: sa.Dialect) -> tuple[str, dict]:
+    """PostgreSQL: `_LOCK_ROW` (with the quota lock when `usage`) and a SELECT of the locked row, the roles of
+    `authors` users, the quota usage and the updates after `after`, sent as ONE query string. In the simple query
+    protocol each statement of a string takes its own snapshot, so the SELECT sees everything committed before the
+    locks were granted, as a separate round trip would; psycopg2 returns the last statement's rows. Returns the SQL
+    and the default values of its literal parameters."""
+    lock = _LOCK_ROW_AND_QUOTA if usage else _LOCK_ROW
+    columns = [_documents.c.id, _documents.c.snapshot_upto, _documents.c.update_count]
+    columns += [role_select(sa.bindparam("project_id"), sa.bindparam(f"author_{i}")).scalar_subquery()
+                for i in range(authors)]
+    if usage:
+        columns += list(quota.USAGE.subquery().c)
+    head = (sa.select(*columns).where(_documents.c.project_id == sa.bindparam("row_project"),
+                                      _documents.c.path == sa.bindparam("row_path")).subquery())
+    read = (sa.select(*head.c, _updates.c.id, _updates.c.data)
+            .select_from(head.outerjoin(_updates, sa.and_(_updates.c.document_id == head.c.id,
+                                                          _updates.c.id > sa.bindparam("after"))))
+            .order_by(_updates.c.id))
+    compiled = [statement.compile(dialect=dialect) for statement in (lock, read)]
+    defaults = {name: value for part in compiled for name, value in part.params.items() if value is not None}
+    return ";\n".join(part.string for part in compiled), defaults
+
+
 class DocumentCache:
     """This app's decoded documents, least recently used dropped first."""
 
@@ -409,8 +433,7 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
     number); their roles are read into the row."""
     with _lock(key):
         try:
-            document = _locked_row(key, len(authors))
-            loaded = _caught_up(key, document.id, document.snapshot_upto, document, authors)
+            document, loaded = _lock_and_catch_up(key, authors)
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
             yield loaded, document
@@ -429,6 +452,56 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
             raise
     # After the commit, so the compaction (maybe already running elsewhere) sees every update counted here.
     compaction.schedule_if_due(document_id, stored)
+
+
+def _lock_and_catch_up(key: tuple[int, str], authors: tuple[int, ...]) -> tuple[_Row, _Loaded]:
+    """The document's row locked (and the quota lock, when quotas apply), the authors' roles and the quota usage read
+    after the locks, and the cached document caught up: one round trip on PostgreSQL when the row exists."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        found = _lock_and_read(connection, key, authors)
+        if found is not None:
+            return found
+    document = _locked_row(key, len(authors))
+    return document, _caught_up(key, document.id, document.snapshot_upto, document, authors)
+
+
+def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tuple[int, ...]
+                   ) -> tuple[_Row, _Loaded] | None:
+    """`_lock_and_catch_up` in one round trip (`_lock_and_read_sql`); None when the document has no row yet."""
+    project_id, path = key
+    expected, quota_locked = len(authors), quota.enabled()
+    cache = _cache()
+    loaded = cache.get(key)
+    sql, defaults = _lock_and_read_sql(expected, quota_locked, connection.dialect)
+    rows = connection.exec_driver_sql(sql, {
+        **defaults, "row_project": project_id, "row_path": path, "expected": expected, "project_id": project_id,
+        "path": path, "after": loaded.last_id if loaded is not None else 0,
+        **{f"author_{i}": author for i, author in enumerate(authors)}}).all()
+    if not rows:
+        return None
+    head = rows[0]
+    document_id, snapshot_upto = head[0], head[1]
+    document = _Row(document_id, snapshot_upto, head[2] - expected, expected, quota_locked)
+    document.roles = {author: None if role is None else Role(role)
+                      for author, role in zip(authors, head[3:3 + expected], strict=True)}
+    document.usage = tuple(head[3 + expected:-2]) if quota_locked else None
+    if loaded is None or loaded.document_id != document_id:
+        if loaded is not None:  # the cache held another document of that path: read it whole
+            return document, _caught_up(key, document_id, snapshot_upto)
+        loaded = _Loaded(document_id, crdt.new_doc())
+    if snapshot_upto > loaded.last_id:  # compacted past what we hold: the snapshot has the updates in between
+        snapshot = db.session.scalar(sa.select(Document.snapshot).where(Document.id == document_id))
+        if snapshot:
+            crdt.apply(loaded.doc, snapshot)
+        loaded.last_id = snapshot_upto
+    for row in rows:
+        update_id = row[-2]
+        if update_id is not None and update_id > loaded.last_id:
+            crdt.apply(loaded.doc, bytes(row[-1]))
+            loaded.last_id = update_id
+    cache.put(key, loaded)
+    return document, loaded
 
 
 def _locked_row(key: tuple[int, str], expected: int) -> _Row:
