@@ -5,11 +5,10 @@ its own event only. Real Redis and the app's queue manager; a recording stand-in
 from __future__ import annotations
 
 import json
-import logging
-from types import SimpleNamespace
 
 import pytest
 import redis
+from lane_server import LaneServer
 
 from workspace.extensions import redis_store
 from workspace.realtime import broadcast, ordered
@@ -19,31 +18,19 @@ NOT_HANDLED = object()
 SIDS = ("e1/", "e2/")
 
 
-class Server:
+class Server(LaneServer):
     """What the dispatcher calls. `_trigger_event` runs a small cursor handler in the app: the real emit, the
     handler's answer shape (`{ok, seq}`), a refusal for project 0 (answered without a script)."""
 
     not_handled = NOT_HANDLED
 
     def __init__(self, app):
+        super().__init__("test.cursor_batch")
         self.app = app
-        self.async_handlers = True
-        self.logger = logging.getLogger("test.cursor_batch")
-        self.tasks, self.acks, self.triggered, self.single = [], [], [], []
-        self.manager = SimpleNamespace(sid_from_eio_sid=lambda eio, ns: f"{eio}{ns}",
-                                       is_connected=lambda sid, ns: True)
-        self.packet_class = lambda *a, **k: SimpleNamespace(args=a, **k)
+        self.acks, self.triggered, self.single = [], [], []
 
     def _handle_event(self, *args):
         raise AssertionError("the default namespace goes through lanes")
-
-    def start_background_task(self, fn, *args):
-        self.tasks.append((fn, args))
-
-    def run_tasks(self):
-        while self.tasks:
-            fn, args = self.tasks.pop(0)
-            fn(*args)
 
     def _trigger_event(self, event, namespace, sid, payload):
         self.triggered.append(payload["line"])

@@ -3,36 +3,26 @@ cursor coalescing, a document socket's overrun, and events of other namespaces l
 
 from __future__ import annotations
 
-import logging
 from types import SimpleNamespace
+
+from lane_server import LaneServer
 
 from workspace.realtime.dispatch import RATE_LIMITED, Dispatcher
 
 NS = "/yjs|1/notes.md"
 
 
-class Server:
+class Server(LaneServer):
     """Just what the dispatcher calls; background tasks run when the test says so."""
 
     def __init__(self, async_handlers=True):
+        super().__init__("test.dispatch", is_connected=lambda sid, ns: not sid.startswith("gone"))
         self.async_handlers = async_handlers
-        self.logger = logging.getLogger("test.dispatch")
-        self.handled, self.acks, self.disconnected, self.library, self.tasks = [], [], [], [], []
-        self.manager = SimpleNamespace(sid_from_eio_sid=lambda eio, ns: f"{eio}{ns}",
-                                       is_connected=lambda sid, ns: not sid.startswith("gone"))
+        self.handled, self.acks, self.disconnected, self.library = [], [], [], []
         self.eio = SimpleNamespace(disconnect=self.disconnected.append)
-        self.packet_class = lambda *a, **k: SimpleNamespace(args=a, **k)
 
     def _handle_event(self, *args):
         self.library.append(args)
-
-    def start_background_task(self, fn, *args):
-        self.tasks.append((fn, args))
-
-    def run_tasks(self):
-        while self.tasks:
-            fn, args = self.tasks.pop(0)
-            fn(*args)
 
     def _handle_event_internal(self, server, sid, eio_sid, data, namespace, id):
         if data[0] == "boom":
