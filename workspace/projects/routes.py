@@ -18,7 +18,7 @@ from .schemas import ProjectIn, ProjectOut, ProjectPageOut, ProjectUpdateIn
 bp = Blueprint("projects", __name__, url_prefix="/api/v1/projects",
                description="Projects the caller is a member of; owners update and delete them.")
 _page_schema = ProjectPageOut()
-_PAGE_DEFAULTS = {name: field.load_default for name, field in PageArgs().fields.items()}
+_PAGE_ARGS = PageArgs()
 X_CACHE = {"X-Cache": {"description": "HIT: served from the Redis cache; MISS: read from the database.",
                       "schema": {"type": "string", "enum": ["HIT", "MISS"]}}}
 
@@ -28,16 +28,13 @@ def _cache_keys(claims: dict) -> list[str]:
     validated: from the raw query; the view only uses them when they match the validated arguments)."""
     if not cache.enabled():
         return []
-    try:
-        page, per_page = (int(request.args.get(name, _PAGE_DEFAULTS[name])) for name in ("page", "per_page"))
-    except ValueError:
-        return []
-    return cache.keys(int(claims["sub"]), page, per_page)
+    args = _PAGE_ARGS.load_query(request.args)  # None: not plain in-range numbers; the view then reads on its own
+    return cache.keys(int(claims["sub"]), args["page"], args["per_page"]) if args else []
 
 
 @bp.route("/", methods=["GET"])
 @jwt_required()
-@bp.arguments(PageArgs(), location="query")
+@bp.arguments(_PAGE_ARGS, location="query")
 @bp.response(200, ProjectPageOut, headers=X_CACHE)
 @error_responses(bp, 401, 422, 503)
 @tokens.read_with_revocation_check(_cache_keys)
