@@ -172,3 +172,111 @@ def test_the_simple_websocket_methods_the_inline_reader_follows_are_unchanged(na
     source = inspect.getsource(getattr(ws.Base, name))
     assert hashlib.sha256(source.encode()).hexdigest()[:16] == SIMPLE_WEBSOCKET_METHODS[name], (
         f"simple-websocket's Base.{name} changed: check InlineWebSocket in workspace/realtime/idle_sockets.py")
+
+
+class FakeWebSocket:
+    """A websocket as engine.io's drivers give it: `wait` returns the client's next message (None once it closed),
+    `send` writes one, `close` ends it; `_sock` takes the read timeout."""
+
+    def __init__(self, incoming=()):
+        import queue
+        import threading
+
+        self.incoming = queue.Queue()
+        for message in incoming:
+            self.incoming.put(message)
+        self.sent: list = []
+        self.wrote = threading.Event()
+        self.closed = threading.Event()
+        self.timeout = None
+        self._sock = self
+
+    def settimeout(self, seconds):
+        self.timeout = seconds
+
+    def wait(self):
+        return self.incoming.get(timeout=10)
+
+    def send(self, data):
+        if self.closed.is_set():
+            raise OSError("closed")
+        self.sent.append(data)
+        self.wrote.set()
+
+    def close(self):
+        self.closed.set()
+
+
+@pytest.fixture
+def lean_socket(app, monkeypatch):
+    """A LeanSocket of the app's server (threading here: the same code as under the green workers, which is what
+    GREEN_MODES admits), registered like a handshake's, with a short writer linger."""
+    monkeypatch.setattr(idle_sockets, "WRITER_LINGER", 0.05)
+    monkeypatch.setattr(idle_sockets, "GREEN_MODES", (*idle_sockets.GREEN_MODES, socketio.server.eio.async_mode))
+    eio = socketio.server.eio
+    sock = app.extensions["socket_pings"].socket_class(eio, "lean-test-sid")
+    eio.sockets[sock.sid] = sock
+    yield sock
+    eio.sockets.pop(sock.sid, None)
+
+
+def wait_for(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_a_writer_runs_only_while_there_is_writing_and_a_new_packet_starts_another(lean_socket):
+    ws = FakeWebSocket()
+    lean_socket.send(packet.Packet(packet.MESSAGE, data="before the websocket"))
+    assert lean_socket._writer is None  # no websocket yet: nothing to write on, the packet waits in the queue
+    lean_socket._ws = ws
+    lean_socket.send(packet.Packet(packet.MESSAGE, data="first"))
+    first = lean_socket._writer
+    assert first is not None
+    wait_for(lambda: len(ws.sent) == 2)
+    assert ws.sent == ["4before the websocket", "4first"]  # queued ones go out first, in order, in one turn
+    wait_for(lambda: lean_socket._writer is None)  # idle past the linger: the writer ended
+    first.join(timeout=5)
+    lean_socket.send(packet.Packet(packet.MESSAGE, data="second"))
+    assert lean_socket._writer is not None and lean_socket._writer is not first
+    wait_for(lambda: ws.sent[-1:] == ["4second"])
+    assert not ws.closed.is_set()
+
+
+def test_the_end_of_stream_marker_closes_the_websocket_and_a_failed_write_ends_the_writer(lean_socket):
+    ws = FakeWebSocket()
+    lean_socket._ws = ws
+    lean_socket.queue.put(None)
+    lean_socket._wake_writer()
+    wait_for(ws.closed.is_set)
+    wait_for(lambda: lean_socket._ws is None)
+    assert ws.sent == []
+    broken = FakeWebSocket()
+    broken.closed.set()  # every send fails
+    lean_socket._ws = broken
+    lean_socket._writer = None
+    lean_socket.send(packet.Packet(packet.MESSAGE, data="lost"))
+    wait_for(lambda: lean_socket._ws is None)  # as the library's writer: a failed write ends it
+
+
+def test_the_websocket_reader_answers_pongs_writes_the_queue_and_closes_when_the_client_goes(lean_socket, app):
+    scheduler = app.extensions["socket_pings"]
+    lean_socket.send(packet.Packet(packet.OPEN, data={"sid": lean_socket.sid}))  # as the handshake queues it
+    ws = FakeWebSocket(["3", "9unknown packet type", None])  # a PONG, a packet to ignore, the client closing
+    assert lean_socket._websocket_handler(ws) == []
+    eio = socketio.server.eio
+    assert ws.timeout == eio.ping_interval + eio.ping_timeout
+    assert ws.sent[0].startswith("0") and json.loads(ws.sent[0][1:])["sid"] == lean_socket.sid
+    assert ws.closed.is_set() and lean_socket.closed
+    assert ws.incoming.empty()  # read to the client's close: the unknown packet was skipped, not fatal
+    assert [sock for _, sock in scheduler.due] == [lean_socket]  # the PONG put it back on the ping schedule
+
+
+def test_a_message_over_the_buffer_limit_closes_the_socket(lean_socket):
+    limit = int(socketio.server.eio.max_http_buffer_size)
+    ws = FakeWebSocket(["4" + "x" * limit, "4never read"])
+    assert lean_socket._websocket_handler(ws) == []
+    assert ws.closed.is_set() and lean_socket.closed
+    assert ws.incoming.qsize() == 1  # the reader stopped at the oversized message
