@@ -356,15 +356,27 @@ def test_a_rows_job_succeeds_in_rq_without_reading_its_dependents_other_jobs_as_
     with app.app_context():
         job_id = service.submit(team.owner.id, team.project_id, "echo", {"n": 1})[0].id
         rq = queue.rq_queue()
+        ours = rq.fetch_job(queue.rq_job_id(job_id))
         other = rq.enqueue("builtins.dict", {"plain": "rq"}, result_ttl=60)
-        rq_worker = worker.build_worker("simple", name=f"inproc-{uuid.uuid4().hex[:8]}")
+        name = f"inproc-{uuid.uuid4().hex[:8]}"
+        rq_worker = worker.build_worker("simple", name=name)
         assert rq_worker.work(burst=True) is True
         assert read == [other.id]  # only the job that is not a row's
-        ours = rq.fetch_job(queue.rq_job_id(job_id))
-        for job in (ours, rq.fetch_job(other.id)):  # both recorded as RQ records a success
-            assert job.get_status() == RQStatus.FINISHED and job.ended_at is not None
-            assert job.id in rq.finished_job_registry.get_job_ids()
-            assert job.id not in rq.started_job_registry.get_job_ids()
-            assert Result.fetch_latest(job, serializer=JSONSerializer).type == Result.Type.SUCCESSFUL
-        assert 0 < ours.connection.ttl(ours.key) <= 60  # the result TTL
+        # The other job recorded as RQ records a success.
+        other = rq.fetch_job(other.id)
+        assert other.get_status() == RQStatus.FINISHED and other.ended_at is not None
+        assert other.id in rq.finished_job_registry.get_job_ids()
+        assert Result.fetch_latest(other, serializer=JSONSerializer).type == Result.Type.SUCCESSFUL
+        assert 0 < other.connection.ttl(other.key) <= 60  # its result TTL
+        # The row's job (result TTL 0: the row holds the outcome) is gone from Redis, leaving nothing behind.
+        assert rq.fetch_job(ours.id) is None
+        assert not rq.connection.exists(ours.key, ours.dependents_key, ours.dependencies_key,
+                                        ours.execution_registry.key, Result.get_key(ours.id))
+        for registry in (rq.started_job_registry, rq.finished_job_registry, rq.failed_job_registry):
+            assert ours.id not in registry.get_job_ids()
+        assert rq.started_job_registry.get_job_and_execution_ids() == []
+        assert not list(rq.connection.scan_iter(match=f"rq:execution:{ours.id}:*"))
+        # Counted as RQ counts a success, and idle again.
+        stored = rq.connection.hgetall(f"rq:worker:{name}")
+        assert stored[b"successful_job_count"] == b"2" and stored[b"state"] == b"idle"
         assert db.session.get(Job, job_id).status == JobStatus.SUCCEEDED

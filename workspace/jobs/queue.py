@@ -33,9 +33,10 @@ ON_SUCCESS = Callback("workspace.jobs.tasks.on_success")
 ON_FAILURE = Callback("workspace.jobs.tasks.on_failure")
 # RQ job states in which the job will still run without our help.
 _PENDING = {RQStatus.QUEUED, RQStatus.STARTED, RQStatus.DEFERRED, RQStatus.SCHEDULED}
-# Nobody reads RQ's results (the row holds them); a short TTL, not 0: a 0 TTL deletes the job from every registry
-# at once, several round trips per job, where a TTL just lets the key expire.
-RESULT_TTL = 60
+# Nobody reads RQ's results: the row holds them. 0: a row's job that succeeded is deleted from Redis at once, in the
+# worker's success transaction (worker.LeanMixin; RQ's own deletion reads first, several round trips). A failed one
+# stays in RQ's failed registry for FAILURE_TTL, its traceback there for operators.
+RESULT_TTL = 0
 FAILURE_TTL = 24 * 3600
 
 

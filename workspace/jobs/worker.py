@@ -22,6 +22,7 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 from rq.serializers import JSONSerializer
 from rq.utils import now as rq_now
+from rq.worker import WorkerStatus as RQWorkerStatus
 
 from .. import events
 from .queue import TASK, rq_queue
@@ -85,8 +86,8 @@ class LeanMixin:
     def handle_job_success(self, job: RQJob, queue, started_job_registry) -> None:
         # RQ WATCHes the job's dependents key and reads it (two round trips) before its success transaction, for the
         # jobs enqueued to run after this one. Nothing runs after a row's job (queue.RQDispatcher enqueues them, never
-        # with a dependency): for those the same transaction goes out alone (RQ 2.12's writes, in its order). Other
-        # jobs, and repeating ones, get RQ's own handling.
+        # with a dependency): for those the same transaction goes out alone. Other jobs, and repeating ones, get
+        # RQ's own handling.
         if job.func_name != TASK or job.repeats_left:
             super().handle_job_success(job, queue, started_job_registry)
             return
@@ -94,13 +95,22 @@ class LeanMixin:
             self.increment_successful_job_count(pipeline=pipeline)
             self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
             result_ttl = job.get_result_ttl(self.default_result_ttl)
-            if result_ttl != 0:
+            if result_ttl == 0:
+                # The row holds the outcome (queue.RESULT_TTL): the job is deleted, with no Result, no finished-
+                # registry entry and no save of the whole job first. RQ's own deletion (`job.cleanup(0)`) reads
+                # the job's status and its executions first, several round trips for keys whose names we know:
+                # the started registry's entry and the execution go below (cleanup_execution), as RQ does them.
+                pipeline.delete(job.key, job.dependents_key, job.dependencies_key, job.execution_registry.key)
+            else:  # RQ 2.12's writes, in its order
                 job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.name,
                                     execution_id=self.execution.id if self.execution else None,
                                     execution_started_at=self.execution.created_at if self.execution else None,
                                     execution_ended_at=job.ended_at)
-            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+                job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipeline)
+            # SimpleWorker writes `idle` on its own right after this (a round trip); here it rides along, and the
+            # standalone write of the state already stored is skipped (set_state).
+            self.set_state(RQWorkerStatus.IDLE, pipeline=pipeline)
             pipeline.execute()
 
     def handle_execution_ended(self, job: RQJob, queue, heartbeat_ttl: int) -> None:
