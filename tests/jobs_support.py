@@ -101,3 +101,18 @@ class JobEvents:
 
     def close(self) -> None:
         self.pubsub.close()
+
+
+def rq_snapshot() -> dict:
+    """An RQ task (plain RQ, not a row's job) that returns what Redis says about its own job and worker while it
+    runs: what the worker's preparation wrote."""
+    from rq import Queue, get_current_job
+    from rq.registry import StartedJobRegistry
+
+    job = get_current_job()
+    connection = job.connection
+    stored = connection.hgetall(f"rq:worker:{job.worker_name}")
+    return {"status": connection.hget(job.key, "status").decode(), "ttl": connection.ttl(job.key),
+            "worker_state": stored[b"state"].decode(), "current_job": stored[b"current_job"].decode(),
+            "started": job.id in StartedJobRegistry(job.origin, connection=connection).get_job_ids(),
+            "intermediate": connection.lrange(Queue(job.origin, connection=connection).intermediate_queue_key, 0, -1)}

@@ -380,3 +380,41 @@ def test_a_rows_job_succeeds_in_rq_without_reading_its_dependents_other_jobs_as_
         stored = rq.connection.hgetall(f"rq:worker:{name}")
         assert stored[b"successful_job_count"] == b"2" and stored[b"state"] == b"idle"
         assert db.session.get(Job, job_id).status == JobStatus.SUCCEEDED
+
+
+def test_a_job_is_prepared_in_one_round_trip_with_rqs_writes(app, monkeypatch):
+    from redis.client import Pipeline
+    from rq import Queue
+
+    monkeypatch.setitem(tasks._state, "app", app)
+    monkeypatch.setitem(tasks._state, "pid", None)
+    with app.app_context():
+        rq = queue.rq_queue()
+    plain = Queue(rq.name, connection=rq.connection, serializer=JSONSerializer)
+    job = plain.enqueue("jobs_support.rq_snapshot", result_ttl=60)
+    rq.connection.expire(job.key, 3600)  # a TTL the preparation must lift, as RQ's PERSIST does
+    sent, standalone = [], []
+    real_execute, real_command = Pipeline.execute, type(rq.connection).execute_command
+
+    def execute(self, *args, **kwargs):
+        sent.append([command[0][0] for command in self.command_stack])
+        return real_execute(self, *args, **kwargs)
+
+    def command(self, *args, **kwargs):
+        standalone.append(args[0])
+        return real_command(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", execute)
+    monkeypatch.setattr(type(rq.connection), "execute_command", command)
+    rq_worker = worker.build_worker("simple", name=f"inproc-{uuid.uuid4().hex[:8]}")
+    assert rq_worker.work(burst=True) is True
+    monkeypatch.undo()
+    seen = plain.fetch_job(job.id).return_value()
+    # While the job ran, everything RQ's three preparation round trips write was in place.
+    assert seen == {"status": "started", "ttl": -1, "worker_state": "busy", "current_job": job.id, "started": True,
+                    "intermediate": []}
+    # In one transaction: the execution (its hash, the started registry), the worker's state and bookkeeping, the
+    # job's status, its removal from the intermediate queue and the PERSIST, and no PERSIST of its own after it.
+    [prepared] = [commands for commands in sent if "PERSIST" in commands]
+    assert {"HSET", "ZADD", "LREM", "EXPIRE"} <= set(prepared)
+    assert "PERSIST" not in standalone
