@@ -1,5 +1,5 @@
 """Jobs benchmark, every peer in the same run: the Procfile's worker (`python -m workspace.jobs.worker`) draining
-echo jobs against a bare RQ SimpleWorker draining echo jobs (same venv, same JSON serializer, same result TTL),
+echo jobs against a bare RQ SimpleWorker draining echo jobs (same venv, same JSON serializer; RQ's result kept 60 s),
 `POST /jobs/run` p50 against `GET /auth/me` p50 on the same web process (interleaved), and the time from submit to
 `JOB_UPDATE succeeded` at a Socket.IO client. Targets (issue 13): worker >= 0.8x bare RQ; POST /jobs/run p50 <= 3x
 GET /auth/me p50.
@@ -121,8 +121,8 @@ class Bench:
 
     def bare_rq(self, jobs: int) -> float:
         """The peer: RQ alone, a SimpleWorker draining echo jobs (`dict(payload)` returns a copy of the payload) with
-        the JSON serializer, result TTL and log level ours use; no database, no events. Jobs/min from RQ's own
-        timestamps."""
+        the JSON serializer and log level ours use, RQ's result kept 60 s (ours keep none: the row holds it); no
+        database, no events. Jobs/min from RQ's own timestamps."""
         import redis
         from rq import Queue
         from rq.registry import FinishedJobRegistry
@@ -246,7 +246,8 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=500, help="timed POST /jobs/run (and as many GET /auth/me)")
     parser.add_argument("--roundtrips", type=int, default=100, help="timed submit → JOB_UPDATE succeeded")
     parser.add_argument("--baseline", metavar="DIR", help="also run the Procfile worker of the checkout in DIR "
-                        "(e.g. `git worktree add /tmp/base HEAD~1`) in every round: an A/B in one run")
+                        "(e.g. `git worktree add /tmp/base HEAD~1`) in every round: an A/B in one run (the jobs "
+                        "are enqueued by this checkout, with its enqueue options)")
     parser.add_argument("--worker-only", action="store_true", help="skip the web figures")
     args = parser.parse_args()
     load = os.getloadavg()
