@@ -418,3 +418,28 @@ def test_a_job_is_prepared_in_one_round_trip_with_rqs_writes(app, monkeypatch):
     [prepared] = [commands for commands in sent if "PERSIST" in commands]
     assert {"HSET", "ZADD", "LREM", "EXPIRE"} <= set(prepared)
     assert "PERSIST" not in standalone
+
+
+# sha256 (first 16 hex digits) of RQ 2.12.0's source of each method worker.py reproduces in part: LeanMixin's success
+# transaction (handle_job_success, with Job.cleanup's writes), OnePreparationMixin's one preparation
+# (prepare_execution + prepare_job_execution) and PreparedJob.perform (Job.perform without its PERSIST).
+RQ_METHODS = {
+    "BaseWorker.handle_job_success": "d3a8e0ee111a7a5a",
+    "BaseWorker.prepare_execution": "899b4eaa689fcf35",
+    "BaseWorker.prepare_job_execution": "783c9dc74a37560b",
+    "Job.perform": "d86f4829a8d297be",
+    "Job.cleanup": "16734aeb1eeab579",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RQ_METHODS))
+def test_the_rq_methods_the_worker_follows_are_unchanged(name):
+    import hashlib
+    import inspect
+
+    from rq.job import Job as RQJob
+
+    owner, method = name.split(".")
+    source = inspect.getsource(getattr({"BaseWorker": BaseWorker, "Job": RQJob}[owner], method))
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == RQ_METHODS[name], (
+        f"RQ's {name} changed: check workspace/jobs/worker.py (LeanMixin, OnePreparationMixin, PreparedJob) against it")
