@@ -81,7 +81,7 @@ def _revocation_keys(payload: dict[str, Any]) -> list[str]:
 
 
 def is_revoked(payload: dict[str, Any]) -> bool:
-    return bool(_redis_call(lambda r: r.exists(*_revocation_keys(payload))))
+    return bool(_redis_call(lambda _: redis_store.command("EXISTS", *_revocation_keys(payload))))
 
 
 def read_with_revocation_check(keys_for: Callable[[dict[str, Any]], list[str]]):
@@ -111,7 +111,7 @@ def _check_and_prefetch(payload: dict[str, Any]) -> bool:
     if not extra:
         return is_revoked(payload)
     keys = _revocation_keys(payload)
-    values = _redis_call(lambda r: r.mget(*keys, *extra))
+    values = _redis_call(lambda _: redis_store.command("MGET", *keys, *extra))
     g._revocation_prefetched = dict(zip(extra, values[len(keys):], strict=True))
     return any(values[:len(keys)])
 
