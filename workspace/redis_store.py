@@ -14,10 +14,9 @@ it (`batch`), instead of costing one of their own.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import fakeredis
@@ -37,6 +36,31 @@ def blocking_pool(app: Flask, url: str, **options) -> redis.BlockingConnectionPo
     return redis.BlockingConnectionPool.from_url(
         url, max_connections=app.config["REDIS_MAX_CONNECTIONS"], timeout=app.config["REDIS_POOL_TIMEOUT"],
         socket_timeout=2, socket_connect_timeout=2, **options)
+
+
+class _Batch:
+    """`RedisStore.batch()`'s context manager: a class, not a generator, as every domain event opens one."""
+
+    __slots__ = ("store", "outermost")
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.outermost = False
+
+    def __enter__(self) -> None:
+        if getattr(_later, "writes", None) is None:
+            _later.writes = []
+            self.outermost = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.outermost:
+            return
+        writes, _later.writes = _later.writes, None
+        if writes:
+            try:
+                self.store.write(writes)
+            except redis.RedisError as exc:
+                log.debug("best-effort writes lost: %s", exc)
 
 
 class RedisStore:
@@ -77,31 +101,22 @@ class RedisStore:
             pool.release(conn)
         return client.execute_command(*args)
 
+    @property
+    def prefix(self) -> str:
+        return current_app.extensions["redis_store"]["prefix"]
+
     def key(self, *parts: object) -> str:
         """A namespaced key: `key("auth", "revoked", jti)` → `workspace:auth:revoked:<jti>`."""
-        return current_app.extensions["redis_store"]["prefix"] + ":".join(str(p) for p in parts)
+        return current_app.extensions["redis_store"]["prefix"] + ":".join(map(str, parts))
 
     @property
     def embedded(self) -> bool:
         return not current_app.config.get("REDIS_URL")
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> _Batch:
         """Best-effort writes queued meanwhile (`later`) go out with the first round trip that takes them
         (`take_later`), or together in one pipeline when the block ends. Nested blocks are one batch."""
-        if getattr(_later, "writes", None) is not None:
-            yield
-            return
-        _later.writes = []
-        try:
-            yield
-        finally:
-            writes, _later.writes = _later.writes, None
-            if writes:
-                try:
-                    self.write(writes)
-                except redis.RedisError as exc:
-                    log.debug("best-effort writes lost: %s", exc)
+        return _Batch(self)
 
     def later(self, write: Callable[[redis.client.Pipeline], None]) -> bool:
         """Queue a best-effort write (commands issued on the pipeline it is given) in the open batch; False when
