@@ -17,10 +17,11 @@ from flask_cors.core import (
     try_match_pattern,
 )
 from flask_cors.extension import merge_options
-from flask_jwt_extended import JWTManager
+from flask_jwt_extended import JWTManager, view_decorators
 from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.default_callbacks import default_decode_key_callback
 from flask_jwt_extended.tokens import _decode_jwt
+from flask_jwt_extended.utils import get_unverified_jwt_headers
 from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -52,23 +53,47 @@ migrate = Migrate()
 VERIFIED_TOKENS_MAX = 10_000
 
 
+class VerifiedTokens:
+    """Token strings that verified, each with the key it verified against, its claims and (once the request guard
+    asked for it) its header, which is read from the string alone (unverified) and so never changes."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list] = {}  # token -> [key, claims, header or None]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def claims(self, key: object, token: str) -> dict | None:
+        entry = self.entries.get(token)
+        return entry[1] if entry is not None and entry[0] == key else None
+
+    def remember(self, key: object, token: str, claims: dict) -> None:
+        if len(self.entries) >= VERIFIED_TOKENS_MAX:
+            self.entries.clear()
+        self.entries[token] = [key, dict(claims), None]
+
+    def forget(self, token: str) -> None:
+        self.entries.pop(token, None)
+
+
 class WorkspaceJWTManager(JWTManager):
     """flask-jwt-extended's manager, verifying a token string once instead of three parses per request.
 
     The library parses every token twice unverified (claims, then header) to hand both to a decode-key callback,
-    then a third time verified. With the default callback (one configured key) the claims cannot change the key, so
-    one verified parse does; and a token string that verified once, against the same key, verifies again until it
-    expires, so the claims are remembered (bounded, per app) and only the expiry is checked on the next request.
-    Revocation is not part of this: it is checked on every request. An expired token, CSRF values (cookie tokens)
-    and a custom key loader take the library's path unchanged.
+    then a third time verified, and on every request a fourth time for the header it stores (`get_jwt_header`).
+    With the default callback (one configured key) the claims cannot change the key, so one verified parse does;
+    and a token string that verified once, against the same key, verifies again until it expires, so its claims and
+    header are remembered (bounded, per app) and only the expiry is checked on the next request. Revocation is not
+    part of this: it is checked on every request. An expired token, CSRF values (cookie tokens) and a custom key
+    loader take the library's path unchanged.
     """
 
     def _decode_jwt_from_config(self, encoded_token: str, csrf_value=None, allow_expired: bool = False) -> dict:
         if self._decode_key_callback is not default_decode_key_callback or csrf_value or allow_expired:
             return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
-        verified = current_app.extensions.setdefault("workspace_verified_tokens", {})
-        cache_key = (jwt_config.decode_key, encoded_token)
-        claims = verified.get(cache_key)
+        verified = _verified_tokens()
+        key = jwt_config.decode_key
+        claims = verified.claims(key, encoded_token)
         if claims is not None and not _expired(claims):
             return dict(claims)
         try:
@@ -76,16 +101,37 @@ class WorkspaceJWTManager(JWTManager):
                 algorithms=jwt_config.decode_algorithms, allow_expired=False,
                 audience=jwt_config.decode_audience, csrf_value=None, encoded_token=encoded_token,
                 identity_claim_key=jwt_config.identity_claim_key, issuer=jwt_config.decode_issuer,
-                leeway=jwt_config.leeway, secret=jwt_config.decode_key,
+                leeway=jwt_config.leeway, secret=key,
                 verify_aud=jwt_config.decode_audience is not None, verify_sub=jwt_config.verify_sub)
         except ExpiredSignatureError:
-            verified.pop(cache_key, None)
+            verified.forget(encoded_token)
             # The library attaches the expired token's header and claims to the error for the expired loader.
             return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
-        if len(verified) >= VERIFIED_TOKENS_MAX:
-            verified.clear()
-        verified[cache_key] = dict(claims)
+        verified.remember(key, encoded_token, claims)
         return claims
+
+
+def _verified_tokens() -> VerifiedTokens:
+    verified = current_app.extensions.get("workspace_verified_tokens")
+    if verified is None:
+        verified = current_app.extensions["workspace_verified_tokens"] = VerifiedTokens()
+    return verified
+
+
+def _jwt_header(encoded_token: str) -> dict:
+    """`get_jwt_header()`'s value for a request's token, parsed once per remembered token. The library's guard calls
+    this right after the token decoded, so a remembered entry is one that verified; any other string is parsed."""
+    verified = current_app.extensions.get("workspace_verified_tokens")
+    entry = verified.entries.get(encoded_token) if verified is not None else None
+    if entry is None:
+        return get_unverified_jwt_headers(encoded_token)
+    if entry[2] is None:
+        entry[2] = get_unverified_jwt_headers(encoded_token)
+    return dict(entry[2])
+
+
+# The library's request guard reads the header through this module-level name (no hook of its own).
+view_decorators.get_unverified_jwt_headers = _jwt_header
 
 
 def _expired(claims: dict) -> bool:

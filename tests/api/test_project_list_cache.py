@@ -163,16 +163,17 @@ def test_cache_failures_degrade_to_the_database(make_app, caplog):
 
 
 def _redis_commands(app, monkeypatch) -> list[str]:
-    """Record the name of every command the app's Redis client sends from now on."""
+    """Record the name of every command sent on a connection of the app's Redis pool from now on (through the client
+    or directly, `redis_store.command`)."""
     sent: list[str] = []
-    client = app.extensions["redis_store"]["client"]
-    original = client.execute_command
+    connection_class = app.extensions["redis_store"]["client"].connection_pool.connection_class
+    original = connection_class.send_command
 
-    def recording(*args, **options):
+    def recording(self, *args, **options):
         sent.append(args[0])
-        return original(*args, **options)
+        return original(self, *args, **options)
 
-    monkeypatch.setattr(client, "execute_command", recording)
+    monkeypatch.setattr(connection_class, "send_command", recording)
     return sent
 
 

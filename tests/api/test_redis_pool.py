@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import redis
 
 from workspace.extensions import redis_store
@@ -47,3 +48,46 @@ def test_replies_are_parsed_by_hiredis(app):
         assert client.mget("never-set-a", "never-set-b") == [None, None]
     finally:
         client.connection_pool.release(connection)
+
+
+def test_a_direct_command_replies_as_the_client_does(app):
+    with app.app_context():
+        client = redis_store.client
+        keys = [redis_store.key("direct", name) for name in ("a", "b", "c")]
+        client.set(keys[0], "1", ex=60)
+        client.set(keys[2], "ünïcode", ex=60)
+        assert redis_store.command("MGET", *keys) == client.mget(*keys) == ["1", None, "ünïcode"]
+        assert redis_store.command("EXISTS", *keys) == client.exists(*keys) == 2
+        with pytest.raises(redis.ResponseError):
+            redis_store.command("INCR", keys[2])  # an error reply is raised, and the connection stays usable
+        assert redis_store.command("EXISTS", keys[1]) == 0
+
+
+def test_a_direct_command_whose_connection_fails_goes_through_the_client(make_app, monkeypatch):
+    app = make_app(REDIS_MAX_CONNECTIONS=1, REDIS_POOL_TIMEOUT=1)
+    with app.app_context():
+        client = redis_store.client
+        key = redis_store.key("direct", "after-failure")
+        client.set(key, "v", ex=60)
+        connection_class = client.connection_pool.connection_class
+        original, failures = connection_class.read_response, []
+
+        def fails_once(self, *args, **kwargs):
+            if not failures:
+                failures.append(self)
+                self.disconnect()  # as redis-py does when a read fails
+                raise redis.ConnectionError("Connection closed by server.")
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(connection_class, "read_response", fails_once)
+        assert redis_store.command("MGET", key) == ["v"]
+        # The pool's only connection was released first, or the client would have waited 1 s and failed.
+        assert len(failures) == 1
+
+
+def test_the_embedded_store_answers_direct_commands(make_app):
+    app = make_app(REDIS_URL="")
+    with app.app_context():
+        present, absent = redis_store.key("direct", "x"), redis_store.key("direct", "y")
+        redis_store.client.set(present, "1")
+        assert redis_store.command("MGET", present, absent) == ["1", None]

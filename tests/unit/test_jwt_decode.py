@@ -131,6 +131,34 @@ def guarded_app(manager_app):
     return app
 
 
+def test_a_remembered_tokens_header_is_not_parsed_again(guarded_app, monkeypatch):
+    client = guarded_app.test_client()
+    token = create_access_token(identity="7", additional_headers={"kid": "k1"})
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/who", headers=auth).json == {"sub": "7", "alg": "HS256"}
+    loads = _counting_loads(monkeypatch)
+    with guarded_app.test_request_context(headers=auth):
+        from flask_jwt_extended import get_jwt_header, verify_jwt_in_request
+
+        verify_jwt_in_request()
+        header = get_jwt_header()
+        assert header == pyjwt.get_unverified_header(token) and header["kid"] == "k1"
+        header["kid"] = "tampered by a caller"
+    assert loads == [token]  # the comparison's own parse above, none by the guard
+    with guarded_app.test_request_context(headers=auth):
+        verify_jwt_in_request()
+        assert get_jwt_header()["kid"] == "k1"
+
+
+def test_an_unknown_tokens_header_is_the_librarys_parse(manager_app):
+    from flask_jwt_extended import view_decorators
+
+    token = pyjwt.encode({"sub": "7"}, "x" * 64, algorithm="HS256", headers={"kid": "other"})
+    assert view_decorators.get_unverified_jwt_headers(token) == pyjwt.get_unverified_header(token)
+    with pytest.raises(pyjwt.DecodeError):
+        view_decorators.get_unverified_jwt_headers("not.a.token")
+
+
 def test_the_guard_answers_as_the_library_does(guarded_app):
     from flask_jwt_extended import create_refresh_token
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -81,10 +81,10 @@ def _revocation_keys(payload: dict[str, Any]) -> list[str]:
 
 
 def is_revoked(payload: dict[str, Any]) -> bool:
-    return bool(_redis_call(lambda r: r.exists(*_revocation_keys(payload))))
+    return bool(_redis_call(lambda _: redis_store.command("EXISTS", *_revocation_keys(payload))))
 
 
-def read_with_revocation_check(keys_for: Callable[[dict[str, Any]], list[str]]):
+def read_with_revocation_check(keys_for: Callable[[dict[str, Any]], Sequence[str]]):
     """View decorator (nearest the function, under `jwt_required()`): the Redis keys `keys_for(claims)` names are
     read in the same round trip as the token's revocation check, so a view that needs Redis anyway spends one round
     trip, not two. The view reads them with `prefetched(keys)`; the check itself is unchanged (same place, same
@@ -95,7 +95,7 @@ def read_with_revocation_check(keys_for: Callable[[dict[str, Any]], list[str]]):
     return mark
 
 
-def prefetched(keys: list[str]) -> list[str | None] | None:
+def prefetched(keys: Sequence[str]) -> list[str | None] | None:
     """The values of `keys` read with this request's revocation check, or None when they were not all read."""
     values = g.get("_revocation_prefetched")
     if values is None or any(key not in values for key in keys):
@@ -111,7 +111,7 @@ def _check_and_prefetch(payload: dict[str, Any]) -> bool:
     if not extra:
         return is_revoked(payload)
     keys = _revocation_keys(payload)
-    values = _redis_call(lambda r: r.mget(*keys, *extra))
+    values = _redis_call(lambda _: redis_store.command("MGET", *keys, *extra))
     g._revocation_prefetched = dict(zip(extra, values[len(keys):], strict=True))
     return any(values[:len(keys)])
 

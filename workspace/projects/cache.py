@@ -16,6 +16,7 @@ refreshed on each bump), so an expired counter can never make an old page look c
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -32,20 +33,34 @@ MIN_GENERATION_TTL_SECONDS = 7 * 86400
 
 
 def _gen_key(user_id: int) -> str:
-    return redis_store.key("projects", "gen", user_id)
+    return redis_store.prefix + _gen_part(user_id)
 
 
 def _page_key(user_id: int, page: int, per_page: int) -> str:
-    return redis_store.key("projects", "list", user_id, page, per_page)
+    return redis_store.prefix + _page_part(user_id, page, per_page)
+
+
+def _gen_part(user_id: int) -> str:
+    return f"projects:gen:{user_id}"
+
+
+def _page_part(user_id: int, page: int, per_page: int) -> str:
+    return f"projects:list:{user_id}:{page}:{per_page}"
 
 
 def enabled() -> bool:
     return current_app.config["PROJECT_LIST_CACHE_SECONDS"] > 0
 
 
-def keys(user_id: int, page: int, per_page: int) -> list[str]:
+def keys(user_id: int, page: int, per_page: int) -> tuple[str, str]:
     """The two keys a lookup reads (generation, page), for a caller that reads them in a round trip of its own."""
-    return [_gen_key(user_id), _page_key(user_id, page, per_page)]
+    return _keys_under(redis_store.prefix, user_id, page, per_page)
+
+
+@functools.lru_cache(maxsize=4096)
+def _keys_under(prefix: str, user_id: int, page: int, per_page: int) -> tuple[str, str]:
+    # Remembered: a cached page's request names its keys twice (for the token check's round trip, then in the view).
+    return prefix + _gen_part(user_id), prefix + _page_part(user_id, page, per_page)
 
 
 def lookup(user_id: int, page: int, per_page: int,

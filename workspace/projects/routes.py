@@ -23,13 +23,13 @@ X_CACHE = {"X-Cache": {"description": "HIT: served from the Redis cache; MISS: r
                       "schema": {"type": "string", "enum": ["HIT", "MISS"]}}}
 
 
-def _cache_keys(claims: dict) -> list[str]:
+def _cache_keys(claims: dict) -> tuple[str, ...]:
     """The cache keys of the page asked for, read with the token's revocation check (before the arguments are
     validated: from the raw query; the view only uses them when they match the validated arguments)."""
     if not cache.enabled():
-        return []
+        return ()
     args = _PAGE_ARGS.load_query(request.args)  # None: not plain in-range numbers; the view then reads on its own
-    return cache.keys(int(claims["sub"]), args["page"], args["per_page"]) if args else []
+    return cache.keys(int(claims["sub"]), args["page"], args["per_page"]) if args else ()
 
 
 @bp.route("/", methods=["GET"])
