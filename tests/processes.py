@@ -27,6 +27,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class RedisServer:
+    """A redis-server of a test's own on a free port, which the test may kill and start again on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.directory = directory
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    def pings(self) -> bool:
+        import redis
+
+        try:
+            return redis.Redis.from_url(self.url, socket_timeout=0.5).ping()
+        except redis.RedisError:
+            return False
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.directory)], stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.pings():
+            assert time.monotonic() < deadline, "dedicated redis did not come up"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
 class Proc:
     """A child process with its output in a temporary log file (read it with `.output()`)."""
 

@@ -4,19 +4,17 @@ runs its own Redis or names its own database sessions, so it can break them with
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 import requests
 import sqlalchemy as sa
 from coedit_live import YjsAgent
 from realtime_live import wait_until
 from teams import project_url
 
-from processes import free_port, start_web
+from processes import RedisServer, free_port, start_web
 
 pytestmark = [pytest.mark.live, pytest.mark.usefixtures("stop_webs_together")]
 PATH = "faults.md"
@@ -52,31 +50,7 @@ def stored_text(database_url, team):
 @pytest.fixture
 def own_redis(tmp_path):
     """A redis-server of this test's own, which it may kill and start again on the same port."""
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def pings() -> bool:
-        try:
-            return redis.Redis.from_url(url, socket_timeout=0.5).ping()
-        except redis.RedisError:
-            return False
-
-    class Server:
-        def __init__(self) -> None:
-            self.url = url
-            self.proc = None
-            self.start()
-
-        def start(self) -> None:
-            self.proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                          "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-            wait_until(pings, 10, what="dedicated redis up")
-
-        def kill(self) -> None:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    server = Server()
+    server = RedisServer(tmp_path)
     yield server
     server.kill()
 
