@@ -129,10 +129,10 @@ class PreparedJob(RQJob):
     """RQ's job, whose `perform` skips its own PERSIST of the job's key when the worker already sent it with the
     job's preparation (`OnePreparationMixin`)."""
 
-    persisted = False
+    prepared = False  # prepared (PERSIST included) by OnePreparationMixin
 
     def perform(self):
-        if not self.persisted:
+        if not self.prepared:
             return super().perform()
         # RQ 2.12's Job.perform without its first line (`self.connection.persist(self.key)`).
         _job_stack.push(self)
@@ -170,7 +170,7 @@ class OnePreparationMixin:
                 pipeline.lrem(RQQueue(job.origin, connection=self.connection).intermediate_queue_key, 1, job.id)
             pipeline.persist(job.key)  # Job.perform's
             pipeline.execute()
-        job.prepared = job.persisted = True
+        job.prepared = True
         return self.execution
 
     def prepare_job_execution(self, job: RQJob, remove_from_intermediate_queue: bool = False) -> None:
