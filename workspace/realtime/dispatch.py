@@ -33,6 +33,7 @@ from socketio import packet
 from ..documents.crdt import InvalidUpdate, merge
 from ..errors import error_body
 from . import awareness, ordered
+from .turns import Turn
 
 NAMESPACE = "/"
 DOCUMENTS = "/yjs|"  # co-editing namespaces (realtime.coedit)
@@ -172,10 +173,10 @@ class Dispatcher:
         Why: one script round trip per cursor made the queue's listener deliver one event at a time, waking every
         receiver's writer per packet; published together, they reach the receivers as a burst (docs/benchmarks.md,
         Realtime)."""
-        server = self.server
-        answers = []
+        server, answers, turn = self.server, [], Turn(self.server.sleep)
         with ordered.deferred() as scripts:
             for sid, namespace, _, data in batch:
+                turn.take()  # up to SOCKET_BACKLOG handlers in a row: take turns with the others (realtime.turns)
                 try:
                     answers.append(server._trigger_event(data[0], namespace, sid, *data[1:]))
                 except Exception:  # as in `_drain`: logged, no ack (python-socketio sends none either)

@@ -37,6 +37,7 @@ from engineio import exceptions, packet
 from engineio import socket as eio_socket
 
 from ..extensions import socketio
+from .turns import Turn
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class LeanSocket(eio_socket.Socket):
 
     def _write(self) -> None:
         """Send what is queued; end after WRITER_LINGER idle seconds, or for good at the end-of-stream marker."""
-        ws, queue = self._ws, self.queue
+        ws, queue, turn = self._ws, self.queue, Turn(self.server.sleep)
         empty = self.server.get_queue_empty_exception()
         while True:
             try:
@@ -99,6 +100,7 @@ class LeanSocket(eio_socket.Socket):
                 for pkt in batch:
                     if pkt is None:
                         raise EOFError
+                    turn.take()  # a burst of thousands of packets: take turns with the others (realtime.turns)
                     ws.send(pkt.encode())
             except Exception:  # the end-of-stream marker, or the connection failed: as the library's writer
                 break
@@ -130,8 +132,10 @@ class LeanSocket(eio_socket.Socket):
         self.upgraded = True
         self._ws = ws
         self._wake_writer()  # the OPEN packet is queued already
-        # The reader, as the library's.
+        # The reader, as the library's, taking turns with the others (realtime.turns).
+        turn = Turn(self.server.sleep)
         while True:
+            turn.take()
             try:
                 p = websocket_wait()
             except Exception as exc:
@@ -283,8 +287,9 @@ def inline_websocket_class() -> type | None:
                                                     max_message_size=int(server.max_http_buffer_size))
 
         def wait(self) -> Any:
-            ws = self.ws
+            ws, turn = self.ws, Turn(socketio.sleep)  # a big message comes in many chunks: yield between them
             while ws.connected and not ws.input_buffer:
+                turn.take()
                 try:
                     data = ws.sock.recv(ws.receive_bytes)
                     if not data:

@@ -36,6 +36,7 @@ from ..extensions import redis_store
 from ..models.types import utcnow
 from ..observability import metrics
 from . import activity
+from .turns import Turn
 
 SEQ_PLACEHOLDER = "__workspace_seq__"
 _DATA_PLACEHOLDER = "__workspace_data__"
@@ -187,9 +188,11 @@ class OrderedRedisManager(RedisManager):
         self.pubsub = self.redis.pubsub()
 
     def _listen(self):
-        """The library's `_listen`, plus the subscribe confirmations counted and announced."""
-        channel = self.channel.encode("utf-8")
+        """The library's `_listen`, plus the subscribe confirmations counted and announced, taking turns with the
+        process's other green threads (a burst of messages arrives already buffered: realtime.turns)."""
+        channel, turn = self.channel.encode("utf-8"), Turn(self.server.sleep)
         for message in self._redis_listen_with_retries():
+            turn.take()
             if message["type"] == "subscribe":
                 self.subscriptions += 1
                 for callback in self.on_resubscribed if self.subscriptions > 1 else ():
