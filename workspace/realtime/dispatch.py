@@ -176,12 +176,13 @@ class Dispatcher:
         server, answers, turn = self.server, [], Turn(self.server.sleep)
         with ordered.deferred() as scripts:
             for sid, namespace, _, data in batch:
-                turn.take()  # up to SOCKET_BACKLOG handlers in a row: take turns with the others (realtime.turns)
-                try:
-                    answers.append(server._trigger_event(data[0], namespace, sid, *data[1:]))
-                except Exception:  # as in `_drain`: logged, no ack (python-socketio sends none either)
-                    server.logger.exception("socket event %r failed", data[0])
-                    answers.append(server.not_handled)
+                # Up to SOCKET_BACKLOG handlers in a row: take turns with the others (realtime.turns).
+                with turn:
+                    try:
+                        answers.append(server._trigger_event(data[0], namespace, sid, *data[1:]))
+                    except Exception:  # as in `_drain`: logged, no ack (python-socketio sends none either)
+                        server.logger.exception("socket event %r failed", data[0])
+                        answers.append(server.not_handled)
         scripts.run()
         for (_, namespace, id, _), answer in zip(batch, answers, strict=True):
             if answer is server.not_handled or id is None:

@@ -100,8 +100,8 @@ class LeanSocket(eio_socket.Socket):
                 for pkt in batch:
                     if pkt is None:
                         raise EOFError
-                    turn.take()  # a burst of thousands of packets: take turns with the others (realtime.turns)
-                    ws.send(pkt.encode())
+                    with turn:  # a burst of thousands of packets: take turns with the others (realtime.turns)
+                        ws.send(pkt.encode())
             except Exception:  # the end-of-stream marker, or the connection failed: as the library's writer
                 break
         self._ws = None
@@ -135,7 +135,6 @@ class LeanSocket(eio_socket.Socket):
         # The reader, as the library's, taking turns with the others (realtime.turns).
         turn = Turn(self.server.sleep)
         while True:
-            turn.take()
             try:
                 p = websocket_wait()
             except Exception as exc:
@@ -145,7 +144,8 @@ class LeanSocket(eio_socket.Socket):
             if p is None:  # closed by the client
                 break
             try:
-                self.receive(packet.Packet(encoded_packet=p))
+                with turn:
+                    self.receive(packet.Packet(encoded_packet=p))
             except exceptions.UnknownPacketError:
                 pass
             except exceptions.SocketIsClosedError:
@@ -285,17 +285,18 @@ def inline_websocket_class() -> type | None:
                                                     event_class=gevent.event.Event,
                                                     selector_class=gevent.selectors.DefaultSelector,
                                                     max_message_size=int(server.max_http_buffer_size))
+            self.turn = Turn(socketio.sleep)  # a burst, or a big message in many chunks: see realtime.turns
 
         def wait(self) -> Any:
-            ws, turn = self.ws, Turn(socketio.sleep)  # a big message comes in many chunks: yield between them
+            ws = self.ws
             while ws.connected and not ws.input_buffer:
-                turn.take()
                 try:
                     data = ws.sock.recv(ws.receive_bytes)
                     if not data:
                         raise OSError
-                    ws.ws.receive_data(data)
-                    ws.connected = ws._handle_events()
+                    with self.turn:
+                        ws.ws.receive_data(data)
+                        ws.connected = ws._handle_events()
                 except (OSError, LocalProtocolError):
                     ws.connected = False
             if ws.input_buffer:

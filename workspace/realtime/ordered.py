@@ -192,13 +192,14 @@ class OrderedRedisManager(RedisManager):
         process's other green threads (a burst of messages arrives already buffered: realtime.turns)."""
         channel, turn = self.channel.encode("utf-8"), Turn(self.server.sleep)
         for message in self._redis_listen_with_retries():
-            turn.take()
             if message["type"] == "subscribe":
                 self.subscriptions += 1
                 for callback in self.on_resubscribed if self.subscriptions > 1 else ():
                     callback()
             elif message["channel"] == channel and message["type"] == "message" and "data" in message:
-                yield message["data"]
+                turn.begin()
+                yield message["data"]  # the library's listener relays it meanwhile: that is the work
+                turn.end()
 
     def envelope(self, event: str, room: str, skip_sid: str | None, namespace: str = "/") -> tuple[str, str]:
         """The message `PubSubManager.emit` would publish for one room event, split where its data goes."""

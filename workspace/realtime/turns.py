@@ -1,10 +1,14 @@
 """Turns for green threads whose input is already waiting, so they share the hub instead of holding it.
 
 A green socket's `recv` returns at once, without yielding to the hub, while data is waiting. A loop that reads and
-handles what arrives (a websocket's reader, the message queue's listener) therefore runs for as long as the burst
-lasts: in issue 13's abuse mix, one client's 2,000 unacknowledged cursor moves kept the member's reader, and then the
-queue listener relaying them, on the hub for 100-350 ms while every other request and socket of the process waited
-(docs/benchmarks.md, "Abuse mix"). Such a loop takes a `Turn` before each item and so yields every SLICE at most.
+handles what arrives (a websocket's reader and writer, a socket's lane of events, the message queue's listener)
+therefore runs for as long as the burst lasts: in issue 13's abuse mix, one client's 2,000 unacknowledged cursor moves
+kept those loops on the hub for 200-350 ms while every other request and socket of the process waited
+(docs/benchmarks.md, "Abuse mix"). Such a loop does each unit of work inside its `Turn`, which yields once the work
+done since the last yield passes SLICE.
+
+Only the work inside counts, not the waits between, and the yield comes after the work: a message that arrives after
+a wait is handled at once, so the latency of a lone keystroke or cursor is what it was.
 """
 
 from __future__ import annotations
@@ -23,17 +27,28 @@ PAUSE = 1e-6
 
 
 class Turn:
-    """`take()` before each unit of work: once SLICE seconds have passed since the turn began, yields to the hub
-    (`sleep(PAUSE)`) and begins a new one. Waits count as work, so a loop that waited for its input yields once on
-    return; one whose input is waiting yields at most every SLICE."""
+    """`with turn:` around each unit of work (or `begin()` / `end()`): once the work done since the last yield
+    reaches SLICE seconds, `end()` yields to the hub with `sleep(PAUSE)`."""
 
-    __slots__ = ("sleep", "began")
+    __slots__ = ("sleep", "spent", "began")
 
     def __init__(self, sleep: Callable[[float], Any]) -> None:
         self.sleep = sleep
+        self.spent = 0.0
+        self.began = 0.0
+
+    def begin(self) -> None:
         self.began = time.monotonic()
 
-    def take(self) -> None:
-        if time.monotonic() - self.began >= SLICE:
+    def end(self) -> None:
+        self.spent += time.monotonic() - self.began
+        if self.spent >= SLICE:
+            self.spent = 0.0
             self.sleep(PAUSE)
-            self.began = time.monotonic()
+
+    def __enter__(self) -> Turn:
+        self.begin()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.end()
