@@ -18,9 +18,6 @@ class LaneServer:
     def start_background_task(self, fn, *args):
         self.tasks.append((fn, args))
 
-    def sleep(self, seconds):  # a Turn's yield (realtime.turns): nothing else runs here
-        pass
-
     def run_tasks(self):
         while self.tasks:
             fn, args = self.tasks.pop(0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from types import SimpleNamespace
 
 import redis
 import socketio
@@ -112,7 +111,6 @@ def test_the_queue_manager_counts_lost_publishes_and_announces_resubscriptions(a
               {"type": "message", "channel": b"other", "data": "x"}, {"type": "subscribe", "channel": c},
               {"type": "message", "channel": c, "data": "2"}]
     up._redis_listen_with_retries = lambda: iter(stream)
-    up.server = SimpleNamespace(sleep=lambda seconds: None)  # the listener takes turns (realtime.turns)
     received = []
     for data in up._listen():
         received.append(data)

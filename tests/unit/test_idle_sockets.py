@@ -21,7 +21,7 @@ from engineio import socket as eio_socket
 
 from processes import BIN, ROOT
 from workspace.extensions import socketio
-from workspace.realtime import idle_sockets
+from workspace.realtime import idle_sockets, turns
 
 
 @pytest.fixture
@@ -280,3 +280,19 @@ def test_a_message_over_the_buffer_limit_closes_the_socket(lean_socket):
     assert lean_socket._websocket_handler(ws) == []
     assert ws.closed.is_set() and lean_socket.closed
     assert ws.incoming.qsize() == 1  # the reader stopped at the oversized message
+
+
+@pytest.mark.parametrize(("slice_seconds", "yields"), [(0.0, 3), (60.0, 0)])
+def test_the_reader_yields_to_the_hub_between_waiting_messages_once_its_turn_is_spent(
+        lean_socket, monkeypatch, slice_seconds, yields):
+    """A client's burst is handled in turns (realtime.turns): with a slice of 0 every message ends one, with a long
+    slice none does."""
+    eio = socketio.server.eio
+    pauses = []
+    monkeypatch.setattr(turns, "SLICE", slice_seconds)
+    sleep = eio.sleep  # the app's background loops sleep through it too: theirs go on as before
+    monkeypatch.setattr(eio, "sleep",
+                        lambda seconds: pauses.append(seconds) if seconds == turns.PAUSE else sleep(seconds))
+    ws = FakeWebSocket(["3", "3", "3", None])  # three PONGs already waiting, then the client closes
+    assert lean_socket._websocket_handler(ws) == []
+    assert pauses == [turns.PAUSE] * yields

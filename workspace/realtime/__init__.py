@@ -85,4 +85,3 @@ def init_app(app: Flask) -> None:
     app.wsgi_app = lifecycle.ClosingGate(app.wsgi_app, app.extensions["realtime"])
     if not app.config["WEBSOCKET_COMPRESSION"]:
         app.wsgi_app = compression.StripWebSocketExtensions(app.wsgi_app)
-

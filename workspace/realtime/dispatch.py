@@ -33,7 +33,6 @@ from socketio import packet
 from ..documents.crdt import InvalidUpdate, merge
 from ..errors import error_body
 from . import awareness, ordered
-from .turns import Turn
 
 NAMESPACE = "/"
 DOCUMENTS = "/yjs|"  # co-editing namespaces (realtime.coedit)
@@ -173,16 +172,15 @@ class Dispatcher:
         Why: one script round trip per cursor made the queue's listener deliver one event at a time, waking every
         receiver's writer per packet; published together, they reach the receivers as a burst (docs/benchmarks.md,
         Realtime)."""
-        server, answers, turn = self.server, [], Turn(self.server.sleep)
+        server = self.server
+        answers = []
         with ordered.deferred() as scripts:
             for sid, namespace, _, data in batch:
-                # Up to SOCKET_BACKLOG handlers in a row: take turns with the others (realtime.turns).
-                with turn:
-                    try:
-                        answers.append(server._trigger_event(data[0], namespace, sid, *data[1:]))
-                    except Exception:  # as in `_drain`: logged, no ack (python-socketio sends none either)
-                        server.logger.exception("socket event %r failed", data[0])
-                        answers.append(server.not_handled)
+                try:
+                    answers.append(server._trigger_event(data[0], namespace, sid, *data[1:]))
+                except Exception:  # as in `_drain`: logged, no ack (python-socketio sends none either)
+                    server.logger.exception("socket event %r failed", data[0])
+                    answers.append(server.not_handled)
         scripts.run()
         for (_, namespace, id, _), answer in zip(batch, answers, strict=True):
             if answer is server.not_handled or id is None:

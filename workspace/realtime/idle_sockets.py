@@ -79,7 +79,7 @@ class LeanSocket(eio_socket.Socket):
 
     def _write(self) -> None:
         """Send what is queued; end after WRITER_LINGER idle seconds, or for good at the end-of-stream marker."""
-        ws, queue, turn = self._ws, self.queue, Turn(self.server.sleep)
+        ws, queue = self._ws, self.queue
         empty = self.server.get_queue_empty_exception()
         while True:
             try:
@@ -100,8 +100,7 @@ class LeanSocket(eio_socket.Socket):
                 for pkt in batch:
                     if pkt is None:
                         raise EOFError
-                    with turn:  # a burst of thousands of packets: take turns with the others (realtime.turns)
-                        ws.send(pkt.encode())
+                    ws.send(pkt.encode())
             except Exception:  # the end-of-stream marker, or the connection failed: as the library's writer
                 break
         self._ws = None
@@ -132,8 +131,9 @@ class LeanSocket(eio_socket.Socket):
         self.upgraded = True
         self._ws = ws
         self._wake_writer()  # the OPEN packet is queued already
-        # The reader, as the library's, taking turns with the others (realtime.turns).
-        turn = Turn(self.server.sleep)
+        # The reader, as the library's, taking turns with the others (realtime.turns); under gevent the same turn
+        # covers the frame parsing in InlineWebSocket.wait.
+        turn = getattr(ws, "turn", None) or Turn(self.server.sleep)
         while True:
             try:
                 p = websocket_wait()

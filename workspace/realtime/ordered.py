@@ -36,7 +36,6 @@ from ..extensions import redis_store
 from ..models.types import utcnow
 from ..observability import metrics
 from . import activity
-from .turns import Turn
 
 SEQ_PLACEHOLDER = "__workspace_seq__"
 _DATA_PLACEHOLDER = "__workspace_data__"
@@ -188,18 +187,15 @@ class OrderedRedisManager(RedisManager):
         self.pubsub = self.redis.pubsub()
 
     def _listen(self):
-        """The library's `_listen`, plus the subscribe confirmations counted and announced, taking turns with the
-        process's other green threads (a burst of messages arrives already buffered: realtime.turns)."""
-        channel, turn = self.channel.encode("utf-8"), Turn(self.server.sleep)
+        """The library's `_listen`, plus the subscribe confirmations counted and announced."""
+        channel = self.channel.encode("utf-8")
         for message in self._redis_listen_with_retries():
             if message["type"] == "subscribe":
                 self.subscriptions += 1
                 for callback in self.on_resubscribed if self.subscriptions > 1 else ():
                     callback()
             elif message["channel"] == channel and message["type"] == "message" and "data" in message:
-                turn.begin()
-                yield message["data"]  # the library's listener relays it meanwhile: that is the work
-                turn.end()
+                yield message["data"]
 
     def envelope(self, event: str, room: str, skip_sid: str | None, namespace: str = "/") -> tuple[str, str]:
         """The message `PubSubManager.emit` would publish for one room event, split where its data goes."""

@@ -1,14 +1,18 @@
 """Turns for green threads whose input is already waiting, so they share the hub instead of holding it.
 
-A green socket's `recv` returns at once, without yielding to the hub, while data is waiting. A loop that reads and
-handles what arrives (a websocket's reader and writer, a socket's lane of events, the message queue's listener)
-therefore runs for as long as the burst lasts: in issue 13's abuse mix, one client's 2,000 unacknowledged cursor moves
-kept those loops on the hub for 200-350 ms while every other request and socket of the process waited
-(docs/benchmarks.md, "Abuse mix"). Such a loop does each unit of work inside its `Turn`, which yields once the work
-done since the last yield passes SLICE.
+A green socket's `recv` returns at once, without yielding to the hub, while data is waiting. A websocket's reader
+therefore runs for as long as the client's burst lasts: in issue 13's abuse mix, one client's 2,000 unacknowledged
+cursor moves kept its reader on the hub for 200-350 ms while every other request and socket of the process waited
+(docs/benchmarks.md, "Abuse mix"). The reader (realtime.idle_sockets) handles each message, and under gevent parses
+each chunk, inside its `Turn`, which yields once the work done since the last yield passes SLICE.
 
 Only the work inside counts, not the waits between, and the yield comes after the work: a message that arrives after
 a wait is handled at once, so the latency of a lone keystroke or cursor is what it was.
+
+The readers are the only unbounded loops. Turns were measured in the others too and taken out: in the queue listener
+they cut cursor fan-out to 0.27x the Flask-SocketIO relay at 500 receivers (each writer woke per packet instead of
+once per burst), and in a lane's cursor batch (at most SOCKET_BACKLOG handlers) and the writers they cost 5-15 % of
+fan-out for no gain in the abuse mix.
 """
 
 from __future__ import annotations
