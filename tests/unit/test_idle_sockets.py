@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import time
+from types import SimpleNamespace
 
 import pytest
 from engineio import packet
@@ -296,3 +297,38 @@ def test_the_reader_yields_to_the_hub_between_waiting_messages_once_its_turn_is_
     ws = FakeWebSocket(["3", "3", "3", None])  # three PONGs already waiting, then the client closes
     assert lean_socket._websocket_handler(ws) == []
     assert pauses == [turns.PAUSE] * yields
+
+
+
+class Wire:
+    """The socket under eventlet's websocket: what each `sendall` wrote."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_batch_goes_out_on_eventlets_websocket_as_the_same_frames_in_one_write():
+    """`send_all` packs every message's frame itself and writes them together: the bytes are exactly what one `send`
+    per message writes, in order (here a Yjs relay's text header, its binary attachment over 64 KiB, and a PING)."""
+    from eventlet import websocket
+
+    messages = ['451-/yjs|1/a.md,["sync-update",{"_placeholder":true,"num":0}]', bytes(range(256)) * 300, "2"]
+    one_by_one, together = Wire(), Wire()
+    for message in messages:
+        websocket.RFC6455WebSocket(one_by_one, {}, 13).send(message)
+    idle_sockets.send_all(websocket.RFC6455WebSocket(together, {}, 13), messages)
+    assert len(one_by_one.writes) == 3 and len(together.writes) == 1
+    assert together.writes[0] == b"".join(one_by_one.writes)
+    single = Wire()
+    idle_sockets.send_all(websocket.RFC6455WebSocket(single, {}, 13), messages[:1])
+    assert single.writes == one_by_one.writes[:1]
+
+
+def test_elsewhere_a_batch_is_one_send_per_message():
+    sent = []
+    idle_sockets.send_all(SimpleNamespace(send=sent.append), ["a", b"b"])
+    assert sent == ["a", b"b"]
