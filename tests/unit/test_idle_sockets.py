@@ -301,7 +301,7 @@ def test_the_reader_yields_to_the_hub_between_waiting_messages_once_its_turn_is_
 
 
 class Wire:
-    """The socket under eventlet's websocket: what each `sendall` wrote."""
+    """The socket under a websocket library: what each `send`/`sendall` wrote."""
 
     def __init__(self) -> None:
         self.writes: list[bytes] = []
@@ -309,23 +309,73 @@ class Wire:
     def sendall(self, data: bytes) -> None:
         self.writes.append(bytes(data))
 
+    def send(self, data: bytes) -> int:
+        self.sendall(data)
+        return len(data)
+
+
+# A relayed Yjs update's text header and its binary attachment (over 64 KiB: an 8-byte length), then a PING.
+BATCH = ['451-/yjs|1/a.md,["sync-update",{"_placeholder":true,"num":0}]', bytes(range(256)) * 300, "2"]
+
+
+def written_by(make_ws, write) -> list[bytes]:
+    wire = Wire()
+    ws = make_ws(wire)
+    before = len(wire.writes)  # a handshake's answer, if the library writes one
+    write(ws)
+    return wire.writes[before:]
+
+
+def assert_one_write_of_the_same_frames(make_ws) -> None:
+    one_by_one = written_by(make_ws, lambda ws: [ws.send(message) for message in BATCH])
+    together = written_by(make_ws, lambda ws: idle_sockets.send_all(ws, BATCH))
+    assert len(one_by_one) == 3 and len(together) == 1
+    assert together[0] == b"".join(one_by_one)
+    assert written_by(make_ws, lambda ws: idle_sockets.send_all(ws, BATCH[:1])) == one_by_one[:1]
+
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_batch_goes_out_on_eventlets_websocket_as_the_same_frames_in_one_write():
-    """`send_all` packs every message's frame itself and writes them together: the bytes are exactly what one `send`
-    per message writes, in order (here a Yjs relay's text header, its binary attachment over 64 KiB, and a PING)."""
+    """`send_all` packs every message's frame with the library and writes them together: the bytes are exactly what
+    one `send` per message writes, in order."""
     from eventlet import websocket
 
-    messages = ['451-/yjs|1/a.md,["sync-update",{"_placeholder":true,"num":0}]', bytes(range(256)) * 300, "2"]
-    one_by_one, together = Wire(), Wire()
-    for message in messages:
-        websocket.RFC6455WebSocket(one_by_one, {}, 13).send(message)
-    idle_sockets.send_all(websocket.RFC6455WebSocket(together, {}, 13), messages)
-    assert len(one_by_one.writes) == 3 and len(together.writes) == 1
-    assert together.writes[0] == b"".join(one_by_one.writes)
-    single = Wire()
-    idle_sockets.send_all(websocket.RFC6455WebSocket(single, {}, 13), messages[:1])
-    assert single.writes == one_by_one.writes[:1]
+    assert_one_write_of_the_same_frames(lambda wire: websocket.RFC6455WebSocket(wire, {}, 13))
+
+
+class NoThread:
+    name = "(simple_websocket.Base._thread)"
+
+    def __init__(self, target=None, **_) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+
+def simple_websocket_under_engineio(wire: Wire):
+    """engine.io's gevent wrapper around a simple-websocket server connection on `wire` (handshake done)."""
+    import simple_websocket
+    from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+
+    environ = {"gunicorn.socket": wire, "HTTP_HOST": "x", "HTTP_CONNECTION": "Upgrade", "HTTP_UPGRADE": "websocket",
+               "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ==", "HTTP_SEC_WEBSOCKET_VERSION": "13"}
+    ws = SimpleWebSocketWSGI(None, None, thread_class=NoThread)
+    ws.ws = simple_websocket.Server(environ, thread_class=NoThread)
+    return ws
+
+
+def test_a_batch_goes_out_on_simple_websocket_as_the_same_frames_in_one_write():
+    assert_one_write_of_the_same_frames(simple_websocket_under_engineio)
+
+
+def test_a_batch_on_a_closed_simple_websocket_fails_as_a_single_send_does():
+    ws = simple_websocket_under_engineio(Wire())
+    ws.ws.connected = False
+    with pytest.raises(OSError):
+        ws.send(BATCH[0])
+    with pytest.raises(OSError):
+        idle_sockets.send_all(ws, BATCH)
 
 
 def test_elsewhere_a_batch_is_one_send_per_message():

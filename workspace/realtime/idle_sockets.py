@@ -12,8 +12,8 @@ Python frames and a few objects: 6-8 KiB each, measured with bench/idle_census.p
 - gevent: simple-websocket reads each websocket in a thread of its own while the request's green thread waits on an
   event for it; `InlineWebSocket` runs that read loop in the request's green thread instead.
 - Writer: started when a packet is queued and no writer runs, and ended after WRITER_LINGER seconds without packets
-  (a busy socket keeps its writer; an idle one has none between its pings). Under eventlet, what waits when it runs
-  goes out in one write (`send_all`): a relayed Yjs update is two Engine.IO packets, a burst of cursors many. Only
+  (a busy socket keeps its writer; an idle one has none between its pings). What waits when it runs goes out in one
+  write (`send_all`): a relayed Yjs update is two Engine.IO packets, a burst of cursors many. Only
   for websocket sessions that start as websockets (our browser client and the npm client with
   `transports: ["websocket", ...]`); a session upgraded from long-polling keeps the library's own writer.
 
@@ -34,8 +34,10 @@ import time
 from collections import deque
 from typing import Any
 
+import simple_websocket
 from engineio import exceptions, packet
 from engineio import socket as eio_socket
+from wsproto.events import BytesMessage, TextMessage
 
 from ..extensions import socketio
 from .turns import Turn
@@ -165,15 +167,26 @@ class LeanSocket(eio_socket.Socket):
 
 
 def send_all(ws: Any, messages: list) -> None:
-    """Write `messages` to the websocket in order; on eventlet's RFC 6455 websocket as one `sendall` of all their
-    frames (a relayed Yjs update is two Engine.IO packets, its header and its binary attachment: one write instead of
-    two, for every receiver), elsewhere one `send` each."""
-    pack = getattr(ws, "_pack_message", None)
-    if pack is None or len(messages) < 2:
-        for message in messages:
-            ws.send(message)
-        return
-    ws._send(b"".join([pack(message, masked=ws.client) for message in messages]))
+    """Write `messages` to the websocket in order, as one `sendall` of all their frames (a relayed Yjs update is two
+    Engine.IO packets, its header and its binary attachment: one write instead of two, for every receiver).
+
+    The frames are packed by the websocket's own library, as its `send` would: eventlet's RFC 6455 websocket, or the
+    simple-websocket connection in engine.io's gevent wrapper (whose own `send` writes with a single `sock.send`).
+    Any other websocket gets one `send` per message."""
+    if len(messages) > 1:
+        pack = getattr(ws, "_pack_message", None)
+        if pack is not None:
+            ws._send(b"".join([pack(message, masked=ws.client) for message in messages]))
+            return
+        inner = getattr(ws, "ws", None)
+        if isinstance(inner, simple_websocket.ws.Base):
+            if not inner.connected:
+                raise OSError("the websocket is closed")  # as engine.io's wrapper turns ConnectionClosed
+            inner.sock.sendall(b"".join([inner.ws.send(BytesMessage(data=message) if isinstance(message, bytes)
+                                                       else TextMessage(data=str(message))) for message in messages]))
+            return
+    for message in messages:
+        ws.send(message)
 
 
 class PingScheduler:
