@@ -13,9 +13,9 @@ Python frames and a few objects: 6-8 KiB each, measured with bench/idle_census.p
   event for it; `InlineWebSocket` runs that read loop in the request's green thread instead.
 - Writer: started when a packet is queued and no writer runs, and ended after WRITER_LINGER seconds without packets
   (a busy socket keeps its writer; an idle one has none between its pings). What waits when it runs goes out in one
-  write (`send_all`): a relayed Yjs update is two Engine.IO packets, a burst of cursors many. Only
-  for websocket sessions that start as websockets (our browser client and the npm client with
-  `transports: ["websocket", ...]`); a session upgraded from long-polling keeps the library's own writer.
+  write (`send_all`): a relayed Yjs update is two Engine.IO packets, a burst of cursors many. Only for websocket
+  sessions that start as websockets (our browser client and the npm client with `transports: ["websocket", ...]`);
+  a session upgraded from long-polling keeps the library's own writer.
 
 python-engineio has no hook for any of these, so `install` wraps the Engine.IO `connect` handler (which runs before
 the library's first `schedule_ping` and before the websocket starts) and gives each new socket `LeanSocket`, the
