@@ -31,8 +31,8 @@ PAUSE = 1e-6
 
 
 class Turn:
-    """`with turn:` around each unit of work (or `begin()` / `end()`): once the work done since the last yield
-    reaches SLICE seconds, `end()` yields to the hub with `sleep(PAUSE)`."""
+    """`with turn:` around each unit of work: once the work done since the last yield reaches SLICE seconds, the
+    turn yields to the hub with `sleep(PAUSE)` as the work ends."""
 
     __slots__ = ("sleep", "spent", "began")
 
@@ -41,18 +41,12 @@ class Turn:
         self.spent = 0.0
         self.began = 0.0
 
-    def begin(self) -> None:
+    def __enter__(self) -> Turn:
         self.began = time.monotonic()
+        return self
 
-    def end(self) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.spent += time.monotonic() - self.began
         if self.spent >= SLICE:
             self.spent = 0.0
             self.sleep(PAUSE)
-
-    def __enter__(self) -> Turn:
-        self.begin()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.end()
