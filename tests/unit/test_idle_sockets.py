@@ -13,7 +13,9 @@ import json
 import logging
 import os
 import subprocess
+import threading
 import time
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -22,7 +24,11 @@ from engineio import socket as eio_socket
 
 from processes import BIN, ROOT
 from workspace.extensions import socketio
-from workspace.realtime import idle_sockets, turns
+from workspace.realtime import frames, idle_sockets, turns
+
+with warnings.catch_warnings():  # eventlet says it is deprecated on import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from eventlet.websocket import RFC6455WebSocket
 
 
 @pytest.fixture
@@ -175,18 +181,18 @@ def test_the_simple_websocket_methods_the_inline_reader_follows_are_unchanged(na
         f"simple-websocket's Base.{name} changed: check InlineWebSocket in workspace/realtime/idle_sockets.py")
 
 
-class FakeWebSocket:
-    """A websocket as engine.io's drivers give it: `wait` returns the client's next message (None once it closed),
-    `send` writes one, `close` ends it; `_sock` takes the read timeout."""
+class FakeWebSocket(RFC6455WebSocket):
+    """eventlet's websocket (what `frames.writable` knows) as engine.io's driver gives it, on no connection: `wait`
+    returns the client's next message (None once it closed), `_send` records what is written, `close` ends it;
+    `_sock` takes the read timeout."""
 
     def __init__(self, incoming=()):
         import queue
-        import threading
 
         self.incoming = queue.Queue()
         for message in incoming:
             self.incoming.put(message)
-        self.sent: list = []
+        self.written = b""
         self.wrote = threading.Event()
         self.closed = threading.Event()
         self.timeout = None
@@ -198,14 +204,18 @@ class FakeWebSocket:
     def wait(self):
         return self.incoming.get(timeout=10)
 
-    def send(self, data):
+    def _send(self, frame):
         if self.closed.is_set():
             raise OSError("closed")
-        self.sent.append(data)
+        self.written += frame
         self.wrote.set()
 
     def close(self):
         self.closed.set()
+
+    def has(self, *messages) -> bool:
+        """Whether exactly these Engine.IO packets' frames were written, in this order."""
+        return self.written == b"".join(frames.frame_of(packet.Packet(encoded_packet=m)) for m in messages)
 
 
 @pytest.fixture
@@ -229,20 +239,20 @@ def wait_for(condition, seconds=5.0):
 
 
 def test_a_writer_runs_only_while_there_is_writing_and_a_new_packet_starts_another(lean_socket):
+    """A websocket the flusher may not write to (TLS: no plain socket under it) has the writer task of old."""
     ws = FakeWebSocket()
     lean_socket.send(packet.Packet(packet.MESSAGE, data="before the websocket"))
     assert lean_socket._writer is None  # no websocket yet: nothing to write on, the packet waits in the queue
     lean_socket._ws = ws
     lean_socket.send(packet.Packet(packet.MESSAGE, data="first"))
     first = lean_socket._writer
-    assert first is not None
-    wait_for(lambda: len(ws.sent) == 2)
-    assert ws.sent == ["4before the websocket", "4first"]  # queued ones go out first, in order, in one turn
+    assert first is not None and lean_socket.pending is None
+    wait_for(lambda: ws.has("4before the websocket", "4first"))  # queued ones first, in order, in one write
     wait_for(lambda: lean_socket._writer is None)  # idle past the linger: the writer ended
     first.join(timeout=5)
     lean_socket.send(packet.Packet(packet.MESSAGE, data="second"))
     assert lean_socket._writer is not None and lean_socket._writer is not first
-    wait_for(lambda: ws.sent[-1:] == ["4second"])
+    wait_for(lambda: ws.has("4before the websocket", "4first", "4second"))
     assert not ws.closed.is_set()
 
 
@@ -253,7 +263,7 @@ def test_the_end_of_stream_marker_closes_the_websocket_and_a_failed_write_ends_t
     lean_socket._wake_writer()
     wait_for(ws.closed.is_set)
     wait_for(lambda: lean_socket._ws is None)
-    assert ws.sent == []
+    assert ws.written == b""
     broken = FakeWebSocket()
     broken.closed.set()  # every send fails
     lean_socket._ws = broken
@@ -264,15 +274,101 @@ def test_the_end_of_stream_marker_closes_the_websocket_and_a_failed_write_ends_t
 
 def test_the_websocket_reader_answers_pongs_writes_the_queue_and_closes_when_the_client_goes(lean_socket, app):
     scheduler = app.extensions["socket_pings"]
-    lean_socket.send(packet.Packet(packet.OPEN, data={"sid": lean_socket.sid}))  # as the handshake queues it
+    opened = packet.Packet(packet.OPEN, data={"sid": lean_socket.sid})
+    lean_socket.send(opened)  # as the handshake queues it
     ws = FakeWebSocket(["3", "9unknown packet type", None])  # a PONG, a packet to ignore, the client closing
     assert lean_socket._websocket_handler(ws) == []
     eio = socketio.server.eio
     assert ws.timeout == eio.ping_interval + eio.ping_timeout
-    assert ws.sent[0].startswith("0") and json.loads(ws.sent[0][1:])["sid"] == lean_socket.sid
+    assert ws.written.startswith(frames.frame_of(opened))
     assert ws.closed.is_set() and lean_socket.closed
     assert ws.incoming.empty()  # read to the client's close: the unknown packet was skipped, not fatal
     assert [sock for _, sock in scheduler.due] == [lean_socket]  # the PONG put it back on the ping schedule
+
+
+class Kernel:
+    """The OS socket under a websocket, as the flusher writes to it: its send buffer has `room` bytes left."""
+
+    def __init__(self, room: int = 1 << 30) -> None:
+        self.room = room
+        self.sends: list[bytes] = []
+
+    def send(self, data: bytes) -> int:
+        if not self.room:
+            raise BlockingIOError
+        taken = bytes(data[:self.room])
+        self.room -= len(taken)
+        self.sends.append(taken)
+        return len(taken)
+
+
+def start_later(target, *args) -> threading.Timer:
+    task = threading.Timer(0.01, target, args)
+    task.daemon = True
+    task.start()
+    return task
+
+
+@pytest.fixture
+def plain(lean_socket, monkeypatch):
+    """`lean_socket` on a websocket with a plain socket under it (`Kernel`): its frames go through the flusher, whose
+    task the test runs (`flusher.flush()`) where the hub would, once the sender yields. `flusher.started` counts the
+    tasks it asked for."""
+    lean_socket._ws = FakeWebSocket()
+    lean_socket._raw = Kernel()
+    # A task starts once its starter has gone on, as a green one does (a writer that writes the queue and ends at once
+    # must not end before `_wake_writer` has noted it).
+    eio = socketio.server.eio
+    monkeypatch.setattr(eio, "start_background_task", lambda target, *args: start_later(target, *args))
+    flusher = lean_socket.scheduler.flusher
+    flusher.started = []
+    monkeypatch.setattr(flusher, "server", SimpleNamespace(start_background_task=flusher.started.append))
+    return lean_socket
+
+
+def test_a_broadcast_is_framed_once_and_each_socket_gets_its_frames_in_one_send_without_a_writer(plain, app):
+    other = app.extensions["socket_pings"].socket_class(socketio.server.eio, "lean-test-other")
+    other._ws, other._raw = FakeWebSocket(), Kernel()
+    flusher = plain.scheduler.flusher
+    # A relayed Yjs update: its header and its binary attachment, to two receivers, as the manager's emit sends them.
+    header = packet.Packet(packet.MESSAGE, data='51-/yjs|1/a.md,["sync-update",{"_placeholder":true,"num":0}]')
+    attachment = packet.Packet(packet.MESSAGE, data=bytes(range(200)))
+    for sock in (plain, other):
+        for pkt in (header, attachment):
+            sock.send(pkt)
+    assert plain.pending[0] is other.pending[0]  # framed once
+    assert flusher.started == [flusher.flush] and plain._raw.sends == []  # one task for both, not run yet
+    flusher.flush()
+    both = frames.frame_of(header) + frames.frame_of(attachment)
+    assert plain._raw.sends == other._raw.sends == [both]
+    assert plain._writer is other._writer is None and plain.queue.empty() and plain.pending is None
+    plain.send(header)
+    assert len(flusher.started) == 2  # the next send asks for the task again
+
+
+def test_what_the_kernel_does_not_take_goes_to_the_writer_and_what_follows_stays_in_order(plain):
+    plain._raw.room = 10
+    messages = [f"4message {i} " + "x" * 100 for i in range(5)]
+    plain.send(packet.Packet(encoded_packet=messages[0]))
+    plain.scheduler.flusher.flush()
+    assert plain._writer is not None
+    for message in messages[1:]:  # behind the writer (or, once it ended, to a full kernel buffer: to it again)
+        plain.send(packet.Packet(encoded_packet=message))
+    plain.scheduler.flusher.flush()
+    expected = b"".join(frames.frame_of(packet.Packet(encoded_packet=m)) for m in messages)
+    wait_for(lambda: len(plain._raw.sends[0]) + len(plain._ws.written) == len(expected))
+    assert plain._raw.sends == [expected[:10]] and plain._ws.written == expected[10:]
+    wait_for(lambda: plain._writer is None)  # no linger: the flusher writes again once the queue is written
+
+
+def test_a_socket_closed_with_frames_waiting_for_the_flusher_writes_them_before_its_close_packet(plain):
+    ws, kernel = plain._ws, plain._raw
+    plain.send(packet.Packet(packet.MESSAGE, data="last words"))
+    plain.close(wait=False)
+    wait_for(ws.closed.is_set)
+    assert ws.has("4last words", "1")
+    plain.scheduler.flusher.flush()  # its turn comes after the close: nothing left for it
+    assert kernel.sends == []
 
 
 def test_a_message_over_the_buffer_limit_closes_the_socket(lean_socket):
@@ -315,7 +411,8 @@ class Wire:
 
 
 # A relayed Yjs update's text header and its binary attachment (over 64 KiB: an 8-byte length), then a PING.
-BATCH = ['451-/yjs|1/a.md,["sync-update",{"_placeholder":true,"num":0}]', bytes(range(256)) * 300, "2"]
+BATCH = [packet.Packet(packet.MESSAGE, data='51-/yjs|1/a.md,["sync-update",{"_placeholder":true,"num":0}]'),
+         packet.Packet(packet.MESSAGE, data=bytes(range(256)) * 300), packet.Packet(packet.PING)]
 
 
 def written_by(make_ws, write) -> list[bytes]:
@@ -327,20 +424,20 @@ def written_by(make_ws, write) -> list[bytes]:
 
 
 def assert_one_write_of_the_same_frames(make_ws) -> None:
-    one_by_one = written_by(make_ws, lambda ws: [ws.send(message) for message in BATCH])
-    together = written_by(make_ws, lambda ws: idle_sockets.send_all(ws, BATCH))
+    """Frames from `frames.frame_of`, written with `frames.write`, are exactly what the library's own `send` of each
+    message writes, in one write."""
+    one_by_one = written_by(make_ws, lambda ws: [ws.send(pkt.encode()) for pkt in BATCH])
+    together = written_by(make_ws, lambda ws: frames.write(ws, b"".join(frames.frame_of(pkt) for pkt in BATCH)))
     assert len(one_by_one) == 3 and len(together) == 1
     assert together[0] == b"".join(one_by_one)
-    assert written_by(make_ws, lambda ws: idle_sockets.send_all(ws, BATCH[:1])) == one_by_one[:1]
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_a_batch_goes_out_on_eventlets_websocket_as_the_same_frames_in_one_write():
-    """`send_all` packs every message's frame with the library and writes them together: the bytes are exactly what
-    one `send` per message writes, in order."""
+def test_frames_are_eventlets_websocket_frames():
     from eventlet import websocket
 
     assert_one_write_of_the_same_frames(lambda wire: websocket.RFC6455WebSocket(wire, {}, 13))
+    assert frames.writable(websocket.RFC6455WebSocket(Wire(), {}, 13))
 
 
 class NoThread:
@@ -365,20 +462,38 @@ def simple_websocket_under_engineio(wire: Wire):
     return ws
 
 
-def test_a_batch_goes_out_on_simple_websocket_as_the_same_frames_in_one_write():
+def test_frames_are_simple_websockets_frames_and_a_closed_one_fails_as_its_own_send_does():
     assert_one_write_of_the_same_frames(simple_websocket_under_engineio)
-
-
-def test_a_batch_on_a_closed_simple_websocket_fails_as_a_single_send_does():
     ws = simple_websocket_under_engineio(Wire())
+    assert frames.writable(ws)
     ws.ws.connected = False
     with pytest.raises(OSError):
-        ws.send(BATCH[0])
+        ws.send("4x")
     with pytest.raises(OSError):
-        idle_sockets.send_all(ws, BATCH)
+        frames.write(ws, frames.frame_of(BATCH[0]))
 
 
-def test_elsewhere_a_batch_is_one_send_per_message():
-    sent = []
-    idle_sockets.send_all(SimpleNamespace(send=sent.append), ["a", b"b"])
-    assert sent == ["a", b"b"]
+def test_other_websockets_are_left_to_the_library():
+    assert not frames.writable(SimpleNamespace(send=print))
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_flusher_writes_only_to_the_plain_socket_under_a_green_websocket():
+    import socket
+
+    import gevent.socket
+    from eventlet import websocket
+    from eventlet.greenio import GreenSocket
+
+    ends = socket.socketpair()
+    try:
+        green = GreenSocket(ends[0])
+        assert frames.plain_socket(websocket.RFC6455WebSocket(green, {}, 13), "eventlet") is green.fd
+        assert frames.plain_socket(websocket.RFC6455WebSocket(ends[0], {}, 13), "eventlet") is None  # not green
+        ws = simple_websocket_under_engineio(Wire())
+        ws.ws.sock = gevent.socket.socket(fileno=ends[1].detach())
+        assert frames.plain_socket(ws, "gevent") is ws.ws.sock._sock
+        assert frames.plain_socket(ws, "threading") is None
+        ws.ws.sock.close()
+    finally:
+        ends[0].close()

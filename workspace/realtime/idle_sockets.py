@@ -11,11 +11,13 @@ Python frames and a few objects: 6-8 KiB each, measured with bench/idle_census.p
   task (`check_ping_timeout` against `last_ping`) and by the reader's socket timeout.
 - gevent: simple-websocket reads each websocket in a thread of its own while the request's green thread waits on an
   event for it; `InlineWebSocket` runs that read loop in the request's green thread instead.
-- Writer: started when a packet is queued and no writer runs, and ended after WRITER_LINGER seconds without packets
-  (a busy socket keeps its writer; an idle one has none between its pings). What waits when it runs goes out in one
-  write (`send_all`): a relayed Yjs update is two Engine.IO packets, a burst of cursors many. Only for websocket
-  sessions that start as websockets (our browser client and the npm client with `transports: ["websocket", ...]`);
-  a session upgraded from long-polling keeps the library's own writer.
+- Writes (realtime.frames): on a plain TCP connection, packets are framed once per broadcast and written by the
+  server's flusher task with one non-blocking send per socket; a writer task starts only for what the kernel did not
+  take, and ends once it has written the queue. On any other (TLS) a writer starts when a packet is queued and no
+  writer runs, and ends after WRITER_LINGER seconds without packets. Either way, what waits goes out in one write: a
+  relayed Yjs update is two Engine.IO packets, a burst of cursors many. Only for websocket sessions that start as
+  websockets (our browser client and the npm client with `transports: ["websocket", ...]`); a session upgraded from
+  long-polling keeps the library's own writer.
 
 python-engineio has no hook for any of these, so `install` wraps the Engine.IO `connect` handler (which runs before
 the library's first `schedule_ping` and before the websocket starts) and gives each new socket `LeanSocket`, the
@@ -34,12 +36,11 @@ import time
 from collections import deque
 from typing import Any
 
-import simple_websocket
 from engineio import exceptions, packet
 from engineio import socket as eio_socket
-from wsproto.events import BytesMessage, TextMessage
 
 from ..extensions import socketio
+from . import frames
 from .turns import Turn
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class LeanSocket(eio_socket.Socket):
     scheduler: PingScheduler  # set on the per-server subclass
     _ws: Any = None  # the websocket while this socket's own writer may run on it
     _writer: Any = None  # the running writer task, if any
+    _raw: Any = None  # the OS socket under `_ws` when the flusher may write to it (realtime.frames)
+    pending: list[bytes] | None = None  # frames for the flusher: only while no writer runs and nothing is queued
 
     def schedule_ping(self) -> None:
         # As the library's: only once the previous ping was answered (or at the handshake).
@@ -65,12 +68,42 @@ class LeanSocket(eio_socket.Socket):
             self.scheduler.add(self)
 
     def send(self, pkt: packet.Packet) -> None:
-        super().send(pkt)
-        self._wake_writer()
+        if self._raw is None or self.closing:
+            super().send(pkt)
+            self._wake_writer()
+            return
+        # realtime.frames: framed once for every receiver, written by the server's flusher (or behind the writer)
+        if not self.check_ping_timeout():
+            return
+        if self.pending is not None:
+            self.pending.append(frames.frame_of(pkt))
+        elif self._writer is None:
+            self.pending = [frames.frame_of(pkt)]
+            self.scheduler.flusher.add(self)
+        else:
+            self.queue.put(frames.frame_of(pkt))
+
+    def flush_pending(self) -> None:
+        """Write the frames collected for the flusher in one non-blocking send; the writer takes what is left."""
+        pending, self.pending = self.pending, None
+        if pending is None or self._ws is None:  # queued by `close` meanwhile, or the websocket ended
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        sent = frames.send_now(self._raw, data)
+        if sent < len(data):
+            self.queue.put(data[sent:] if sent else data)
+            self._wake_writer()
+
+    def _queue_pending(self) -> None:
+        pending, self.pending = self.pending, None
+        for frame in pending or ():
+            self.queue.put(frame)
 
     def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         # The library's close queues the end-of-stream marker without `send`: wake the writer for it before waiting.
+        # Frames still waiting for the flusher go first.
         closing_now = not self.closed and not self.closing
+        self._queue_pending()
         super().close(wait=False, abort=abort, reason=reason)
         self._wake_writer()
         if wait and closing_now:
@@ -81,12 +114,14 @@ class LeanSocket(eio_socket.Socket):
             self._writer = self.server.start_background_task(self._write)
 
     def _write(self) -> None:
-        """Send what is queued; end after WRITER_LINGER idle seconds, or for good at the end-of-stream marker."""
+        """Send what is queued; end once the queue is empty (after WRITER_LINGER idle seconds when it has no flusher
+        to fall back on), or for good at the end-of-stream marker."""
         ws, queue = self._ws, self.queue
         empty = self.server.get_queue_empty_exception()
+        linger = None if self._raw is not None else WRITER_LINGER
         while True:
             try:
-                batch = [queue.get(timeout=WRITER_LINGER)]
+                batch = [queue.get(block=False) if linger is None else queue.get(timeout=linger)]
             except empty:
                 if queue.qsize():  # put while the timeout was being delivered
                     continue
@@ -101,12 +136,12 @@ class LeanSocket(eio_socket.Socket):
                 queue.task_done()
             try:
                 end = batch[-1] is None
-                send_all(ws, [pkt.encode() for pkt in (batch[:-1] if end else batch)])
+                frames.write(ws, b"".join([frames.frame_of(item) for item in (batch[:-1] if end else batch)]))
                 if end:
                     raise EOFError
             except Exception:  # the end-of-stream marker, or the connection failed: as the library's writer
                 break
-        self._ws = None
+        self._ws = self._raw = None
         ws.close()
 
     def _upgrade_websocket(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -118,7 +153,7 @@ class LeanSocket(eio_socket.Socket):
         return inline(self._websocket_handler, self.server)(environ, start_response)
 
     def _websocket_handler(self, ws: Any) -> list:
-        if self.connected or self.server.async_mode not in GREEN_MODES:
+        if self.connected or self.server.async_mode not in GREEN_MODES or not frames.writable(ws):
             return super()._websocket_handler(ws)  # an upgrade from long-polling: the library's own writer
 
         def websocket_wait():
@@ -133,6 +168,7 @@ class LeanSocket(eio_socket.Socket):
         self.connected = True
         self.upgraded = True
         self._ws = ws
+        self._raw = frames.plain_socket(ws, self.server.async_mode)
         self._wake_writer()  # the OPEN packet is queued already
         # The reader, as the library's, taking turns with the others (realtime.turns); under gevent the same turn
         # covers the frame parsing in InlineWebSocket.wait.
@@ -157,6 +193,7 @@ class LeanSocket(eio_socket.Socket):
             except Exception:
                 self.server.logger.exception("Unknown receive error")
                 break
+        self._queue_pending()
         self.queue.put(None)  # the writer closes the websocket when it reaches this
         self._wake_writer()
         writer = self._writer
@@ -164,29 +201,6 @@ class LeanSocket(eio_socket.Socket):
             writer.join()
         self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
         return []
-
-
-def send_all(ws: Any, messages: list) -> None:
-    """Write `messages` to the websocket in order, as one `sendall` of all their frames (a relayed Yjs update is two
-    Engine.IO packets, its header and its binary attachment: one write instead of two, for every receiver).
-
-    The frames are packed by the websocket's own library, as its `send` would: eventlet's RFC 6455 websocket, or the
-    simple-websocket connection in engine.io's gevent wrapper (whose own `send` writes with a single `sock.send`).
-    Any other websocket gets one `send` per message."""
-    if len(messages) > 1:
-        pack = getattr(ws, "_pack_message", None)
-        if pack is not None:
-            ws._send(b"".join([pack(message, masked=ws.client) for message in messages]))
-            return
-        inner = getattr(ws, "ws", None)
-        if isinstance(inner, simple_websocket.ws.Base):
-            if not inner.connected:
-                raise OSError("the websocket is closed")  # as engine.io's wrapper turns ConnectionClosed
-            inner.sock.sendall(b"".join([inner.ws.send(BytesMessage(data=message) if isinstance(message, bytes)
-                                                       else TextMessage(data=str(message))) for message in messages]))
-            return
-    for message in messages:
-        ws.send(message)
 
 
 class PingScheduler:
@@ -198,6 +212,7 @@ class PingScheduler:
         self.due: deque[tuple[float, Any]] = deque()  # (monotonic due time, socket), in due order
         self.started = False
         self.socket_class = type("LeanSocket", (LeanSocket,), {"scheduler": self})
+        self.flusher = frames.Flusher(server.eio)
         self._connect = self.eio.handlers["connect"]
 
     def install(self) -> PingScheduler:
