@@ -4,9 +4,12 @@ client that dropped for a while gets every room event it missed when it joins ag
 
 from __future__ import annotations
 
+import json
+import socket
 import uuid
 
 import pytest
+import websocket
 from jobs_support import WORKER
 from realtime_live import NodeClient
 from teams import project_url
@@ -104,3 +107,45 @@ def test_a_client_that_dropped_gets_every_room_event_it_missed_in_order(app, cli
     assert kinds.count("FILE_CHANGE") == 3 and kinds.count("JOB_UPDATE") == 3
     assert {"USER_JOIN", "USER_LEAVE"} <= set(kinds)
     assert [data["seq"] for _, data in seen] == sorted(data["seq"] for _, data in seen)
+
+
+def socketio_over_raw_websocket(base: str, token: str, project_id: int) -> websocket.WebSocket:
+    """A Socket.IO client by hand on a websocket whose receive buffer is small, joined to the project: a client that
+    can stop reading."""
+    ws = websocket.create_connection(base.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket", timeout=20,
+                                     sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    assert ws.recv().startswith("0")
+    ws.send("40" + json.dumps({"token": token}))
+    assert ws.recv().startswith("40{")
+    ws.send("420" + json.dumps(["join", {"project_id": project_id}]))
+    answer = ws.recv()
+    assert answer.startswith("430") and json.loads(answer[3:])[0]["ok"] is True, answer
+    return ws
+
+
+@pytest.mark.parametrize("async_mode", ["eventlet", "gevent"])
+def test_a_client_that_stops_reading_holds_up_nobody_and_gets_every_event_in_order_once_it_reads(
+        live_env, processes, clients, team, async_mode):
+    """realtime/frames.py: frames the kernel does not take for a socket that fell behind wait for that socket's writer
+    task; the room's other sockets get theirs at once, and the slow one gets everything, in order, when it reads."""
+    base = web(live_env, processes, async_mode, SOCKET_EVENT_RATE_PER_SECOND="100000", SOCKET_BACKLOG="100")
+    slow = socketio_over_raw_websocket(base, team.viewer.access, team.project_id)
+    watcher, _ = joined(base, team.collaborator, team.project_id, clients, "watcher")
+    writer, _ = joined(base, team.owner, team.project_id, clients, "writer")
+    count, filler = 80, "x" * 100_000  # 8 MB: more than the kernel buffers between the server and `slow` hold
+    payloads = [{"project_id": team.project_id, "path": "big.txt", "content": f"{n:04d}{filler}"} for n in range(count)]
+    acks = writer.burst("FILE_CHANGE", payloads, times=count, timeout=60)
+    assert all(a["ok"] for a in acks), codes(acks)
+    last = f"{count - 1:04d}"
+    watcher.wait_event("FILE_CHANGE", lambda p: p["content"].startswith(last), timeout=30)  # `slow` read nothing yet
+    got = []
+    try:
+        while len(got) < count:
+            message = slow.recv()
+            if message == "2":
+                slow.send("3")
+            elif message.startswith('42["FILE_CHANGE"'):
+                got.append(json.loads(message[2:])[1]["content"][:4])
+    finally:
+        slow.close()
+    assert got == [f"{n:04d}" for n in range(count)]
