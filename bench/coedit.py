@@ -5,6 +5,7 @@ then the load time of a document with 100,000 stored updates, before and after c
 
     python bench/coedit.py            (or: make bench-coedit, which holds /tmp/workspace-bench.lock)
     python bench/coedit.py --quick    (fewer keystrokes, 20,000 stored updates: a smoke run)
+    python bench/coedit.py --skip load --rounds 3   (Node and ours alternating three times: the median ratio)
 
 Latency is measured from the local insert on one editor to the update applied in every other editor's Y.Doc (one
 sample per keystroke and receiver); the editors type in turn, one keystroke every --interval ms in total, each
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -64,6 +66,8 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=20, help="ms between two keystrokes (all editors together)")
     parser.add_argument("--updates", type=int, default=None, help="stored updates for the load run (default 100000)")
     parser.add_argument("--skip", default="", help="comma-separated: latency,load")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="latency runs per size, Node and ours alternating; the median ratio is reported too")
     args = parser.parse_args()
     sizes = [int(n) for n in args.editors.split(",")]
     keystrokes = args.keystrokes or (100 if args.quick else 500)
@@ -80,18 +84,19 @@ def main() -> None:
     try:
         setup = prepare(env["DATABASE_URL"], env)
         tokens = [setup["sender"], setup["receiver"]]
-        if "latency" not in skip:
+        for round_ in range(args.rounds if "latency" not in skip else 0):
             for n in sizes:
                 node, node_url = node_reference("ysocketio_server.mjs")
                 try:
-                    ref = load(node_url, f"{setup['project_id']}/ref-{n}.md", tokens, n, keystrokes, args.interval)
+                    ref = load(node_url, f"{setup['project_id']}/ref-{n}-{round_}.md", tokens, n, keystrokes,
+                               args.interval)
                 finally:
                     node.terminate()
                     node.wait(10)
                 print(json.dumps({"server": "y-socket.io (Node)", **ref}), flush=True)
                 web, base = start_web(env)
                 try:
-                    path = f"{PATH.rsplit('.', 1)[0]}-{n}.md"
+                    path = f"{PATH.rsplit('.', 1)[0]}-{n}-{round_}.md"
                     create_file(base, setup["sender"], setup["project_id"], path)
                     ours = load(base, f"{setup['project_id']}/{path}", tokens, n, keystrokes, args.interval)
                 finally:
@@ -107,11 +112,16 @@ def main() -> None:
           f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("| editors | server | p50 ms | p99 ms | max ms | samples | converged | p99 ours / Node |")
     print("|---|---|---|---|---|---|---|---|")
+    ratios: dict[int, list[float]] = {}
     for n, ref, ours in rows:
         ratio = (round(ours["p99_ms"] / ref["p99_ms"], 2) if ours.get("p99_ms") and ref.get("p99_ms") else None)
+        ratios.setdefault(n, []).append(ratio if ratio is not None else float("inf"))
         for name, r, shown in (("y-socket.io (Node)", ref, ""), ("ours (gunicorn + eventlet)", ours, ratio)):
             print(f"| {n} | {name} | {r.get('p50_ms', r.get('error'))} | {r.get('p99_ms')} | {r.get('max_ms')} | "
                   f"{r.get('samples')}/{r.get('expected')} | {r.get('converged')} | {shown} |")
+    if args.rounds > 1:
+        for n, values in ratios.items():
+            print(f"\n{n} editors: p99 ours / Node per round {values}, median {statistics.median(values)}")
     if loads:
         before, after = loads.get("before", {}), loads.get("after", {})
         print(f"\nload of a document with {stored} stored updates (fresh process, one editor's connect to synced, "
