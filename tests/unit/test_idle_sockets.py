@@ -25,6 +25,7 @@ from engineio import socket as eio_socket
 from processes import BIN, ROOT
 from workspace.extensions import socketio
 from workspace.realtime import frames, idle_sockets, turns
+from workspace.realtime.ordered import OrderedRedisManager
 
 with warnings.catch_warnings():  # eventlet says it is deprecated on import
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -497,3 +498,23 @@ def test_the_flusher_writes_only_to_the_plain_socket_under_a_green_websocket():
         ws.ws.sock.close()
     finally:
         ends[0].close()
+
+
+def test_a_web_process_flushes_its_frames_before_each_publish(make_app):
+    from services import REDIS_URL
+
+    app = make_app(SOCKETIO_MESSAGE_QUEUE=REDIS_URL)
+    assert app.extensions["realtime_queue"].before_publish == app.extensions["socket_pings"].flusher.flush
+
+
+def test_an_emits_local_receivers_get_their_frames_before_it_is_published_to_other_processes(plain, monkeypatch):
+    from services import REDIS_URL
+
+    manager = OrderedRedisManager(REDIS_URL, channel="unused")
+    manager.before_publish = plain.scheduler.flusher.flush
+    written_when_published = []
+    monkeypatch.setattr(type(manager).__mro__[1], "_publish",  # python-socketio's RedisManager: no Redis write here
+                        lambda self, data: written_when_published.append(list(plain._raw.sends)) or 1)
+    plain.send(packet.Packet(packet.MESSAGE, data="relayed"))  # as the manager's local emit does, then it publishes
+    manager._publish({"method": "emit"})
+    assert written_when_published == [[frames.frame_of(packet.Packet(packet.MESSAGE, data="relayed"))]]

@@ -16,6 +16,7 @@ update and keeps the document, so editors still holding its history merge with w
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -24,7 +25,9 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 from flask import current_app
 from pycrdt import Doc
@@ -432,8 +435,10 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
     whose updates the write stores, one row each (counted with the lock, corrected at the end if it stored another
     number); their roles are read into the row."""
     with _lock(key):
+        explicit = None
         try:
-            document, loaded = _lock_and_catch_up(key, authors)
+            explicit = _explicit_transaction(db.session.connection())
+            document, loaded = _lock_and_catch_up(key, authors, explicit)
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
             yield loaded, document
@@ -441,12 +446,16 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
                 db.session.connection().execute(_COUNT_STORED, {"document_id": document.id,
                                                                 "stored": document.stored - document.expected})
             document_id, stored = document.id, document.update_count + document.stored
+            if explicit:
+                _end_explicit(explicit, "COMMIT")
             db.session.commit()
         except DBAPIError as exc:
+            _end_explicit(explicit, "ROLLBACK")
             db.session.rollback()
             _cache().drop(key)
             raise _unavailable(exc) from exc
         except BaseException:
+            _end_explicit(explicit, "ROLLBACK")
             db.session.rollback()
             _cache().drop(key)
             raise
@@ -454,27 +463,64 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
     compaction.schedule_if_due(document_id, stored)
 
 
-def _lock_and_catch_up(key: tuple[int, str], authors: tuple[int, ...]) -> tuple[_Row, _Loaded]:
+def _explicit_transaction(connection: sa.Connection) -> Any:
+    """PostgreSQL, no transaction open yet: the psycopg2 connection, switched to autocommit so that psycopg2 sends no
+    `BEGIN` of its own (a round trip per write); the write's first query string starts with `BEGIN` instead, and
+    `_end_explicit` ends it. Otherwise (SQLite, or a transaction the caller already opened) None."""
+    if connection.dialect.name != "postgresql":
+        return None
+    dbapi = connection.connection.dbapi_connection
+    if dbapi.autocommit or dbapi.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        return None
+    dbapi.autocommit = True
+    return dbapi
+
+
+def _end_explicit(dbapi: Any, statement: str) -> None:
+    """Send COMMIT or ROLLBACK for an explicit transaction and give psycopg2 its own transactions back, before the
+    session ends its (then empty) transaction and returns the connection to the pool. On the connection itself, not
+    through the session, which may already refuse statements after an error (its own rollback would then be a no-op
+    for psycopg2 in autocommit, and the server's transaction would stay open). A failed COMMIT is storage being
+    unavailable, and is followed by a ROLLBACK in case the transaction is still open; a failed ROLLBACK (connection
+    lost) leaves the connection to the session's rollback, which discards it."""
+    if dbapi is None or not dbapi.autocommit:
+        return
+    try:
+        try:
+            with dbapi.cursor() as cursor:
+                cursor.execute(statement)
+        except psycopg2.Error as exc:
+            with contextlib.suppress(psycopg2.Error), dbapi.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+            if statement != "ROLLBACK":
+                raise _unavailable(exc) from exc
+    finally:
+        if not dbapi.closed:
+            dbapi.autocommit = False
+
+
+def _lock_and_catch_up(key: tuple[int, str], authors: tuple[int, ...], begin: Any = None) -> tuple[_Row, _Loaded]:
     """The document's row locked (and the quota lock, when quotas apply), the authors' roles and the quota usage read
     after the locks, and the cached document caught up: one round trip on PostgreSQL when the row exists."""
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
-        found = _lock_and_read(connection, key, authors)
+        found = _lock_and_read(connection, key, authors, begin=begin is not None)
         if found is not None:
             return found
     document = _locked_row(key, len(authors))
     return document, _caught_up(key, document.id, document.snapshot_upto, document, authors)
 
 
-def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tuple[int, ...]
+def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tuple[int, ...], begin: bool = False
                    ) -> tuple[_Row, _Loaded] | None:
-    """`_lock_and_catch_up` in one round trip (`_lock_and_read_sql`); None when the document has no row yet."""
+    """`_lock_and_catch_up` in one round trip (`_lock_and_read_sql`, after a `BEGIN` in the same string when `begin`);
+    None when the document has no row yet."""
     project_id, path = key
     expected, quota_locked = len(authors), quota.enabled()
     cache = _cache()
     loaded = cache.get(key)
     sql, defaults = _lock_and_read_sql(expected, quota_locked, connection.dialect)
-    rows = connection.exec_driver_sql(sql, {
+    rows = connection.exec_driver_sql(f"BEGIN;\n{sql}" if begin else sql, {
         **defaults, "row_project": project_id, "row_path": path, "expected": expected, "project_id": project_id,
         "path": path, "after": loaded.last_id if loaded is not None else 0,
         **{f"author_{i}": author for i, author in enumerate(authors)}}).all()

@@ -71,6 +71,8 @@ def init_app(app: Flask) -> None:
     app.extensions["socket_handshakes"] = transport.HandshakeGuard(app)
     # One ping task for all sockets and a writer task only while there is writing (an idle socket's memory).
     app.extensions["socket_pings"] = idle_sockets.install(socketio.server)
+    if manager is not None:
+        manager.before_publish = app.extensions["socket_pings"].flusher.flush
     subscribers.init_app(app)  # domain events → FILE_CHANGE, MEMBERSHIP_CHANGED, JOB_UPDATE...
     sessions.init_app(app)  # tokens_revoked → SESSION_REVOKED and disconnect; token expiry of open sockets
     socketio.on_event("connect", connection.on_connect)

@@ -167,15 +167,20 @@ class OrderedRedisManager(RedisManager):
     It also tells what the library only logs, for co-editing (realtime.coedit), whose relays travel on this queue
     alone: `lost_publishes` counts messages it gave up publishing (Redis down), and every function in
     `on_resubscribed` is called (in the listener's green thread: keep it short) once the listener subscribed again
-    after losing its subscription (Redis restarted or unreachable), when whatever was published meanwhile is lost."""
+    after losing its subscription (Redis restarted or unreachable), when whatever was published meanwhile is lost.
+    `before_publish` (the web process's frame flusher, realtime.frames) runs first: an emit's local receivers get
+    their frames before the message is encoded and published, not after."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lost_publishes = 0
         self.subscriptions = 0
         self.on_resubscribed: list = []
+        self.before_publish: Any = None
 
     def _publish(self, data: Any) -> Any:
+        if self.before_publish is not None:
+            self.before_publish()
         published = super()._publish(data)  # the receiver count, or None once it gave up
         if published is None:
             self.lost_publishes += 1

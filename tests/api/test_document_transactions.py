@@ -1,0 +1,147 @@
+"""A co-editing write on PostgreSQL is three round trips: `BEGIN` rides in the query string that locks the document
+row and reads what it needs, the update and the file row are stored in one statement, then `COMMIT`
+(workspace/documents/store.py `_explicit_transaction`). psycopg2 would otherwise send `BEGIN` in a round trip of
+its own. Whatever happens, the connection goes back to the pool with no transaction open and psycopg2 managing its
+transactions again."""
+
+from __future__ import annotations
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+import pytest
+import sqlalchemy as sa
+from teams import make_team
+
+from workspace.documents import crdt, store
+from workspace.errors import PayloadTooLarge, ServiceUnavailable
+from workspace.extensions import db
+from workspace.models import ProjectFile
+
+
+@pytest.fixture
+def team(client, make_user):
+    return make_team(client, make_user)
+
+
+class Typist:
+    def __init__(self) -> None:
+        self.doc = crdt.new_doc()
+        self.sent: list[bytes] = []
+        self.doc.observe(lambda event: self.sent.append(event.update))
+
+    def type(self, chars: str) -> bytes:
+        text = self.doc.get(crdt.TEXT_NAME, type=crdt.Text)
+        text.insert(len(text), chars)
+        return self.sent[-1]
+
+
+@pytest.fixture
+def round_trips():
+    """Counts the queries psycopg2 sends (with a wait callback set, each one waits through it once per round trip)
+    while the test runs; what they were is not visible here, how many is."""
+    count = [0]
+
+    def counting(conn):
+        count[0] += 1
+        psycopg2.extras.wait_select(conn)
+
+    psycopg2.extensions.set_wait_callback(counting)
+    try:
+        yield count
+    finally:
+        psycopg2.extensions.set_wait_callback(None)
+
+
+def clean(app) -> None:
+    """The pooled connection has no transaction open (on the server) and psycopg2 begins its own again."""
+    with app.app_context():
+        dbapi = db.session.connection().connection.dbapi_connection
+        assert dbapi.autocommit is False
+        assert dbapi.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        db.session.rollback()
+        idle_in_transaction = db.session.scalar(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND state LIKE 'idle in transaction%'"))
+        db.session.rollback()
+    assert idle_in_transaction == 0
+
+
+def test_a_keystroke_is_three_round_trips_and_stored(app, team, round_trips):
+    user = {"id": team.owner.id, "name": "Owner"}
+    typist = Typist()
+    with app.app_context():
+        store.apply_update(team.project_id, "rt.md", user, typist.type("a"))  # creates the document and the file
+        db.session.remove()
+        round_trips[0] = 0
+        store.apply_update(team.project_id, "rt.md", user, typist.type("b"))
+        assert round_trips[0] == 3
+        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "rt.md")) == "ab"
+        db.session.rollback()
+    clean(app)
+
+
+def test_inside_a_transaction_the_caller_opened_the_write_joins_it(app, team):
+    user = {"id": team.owner.id, "name": "Owner"}
+    typist = Typist()
+    with app.app_context():
+        store.apply_update(team.project_id, "joined.md", user, typist.type("a"))
+        db.session.execute(sa.text("SELECT 1"))  # psycopg2 has begun a transaction
+        store.apply_update(team.project_id, "joined.md", user, typist.type("b"))
+        db.session.rollback()
+        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "joined.md")) == "ab"
+        db.session.rollback()
+    clean(app)
+
+
+def test_a_refused_write_rolls_back_and_leaves_the_connection_clean(app, team):
+    user = {"id": team.owner.id, "name": "Owner"}
+    typist = Typist()
+    app.config["MAX_FILE_BYTES"] = 3
+    with app.app_context():
+        store.apply_update(team.project_id, "big.md", user, typist.type("abc"))
+        with pytest.raises(PayloadTooLarge):
+            store.apply_update(team.project_id, "big.md", user, typist.type("d"))  # refused after BEGIN and the lock
+    clean(app)
+    with app.app_context():
+        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "big.md")) == "abc"
+        db.session.rollback()
+
+
+def test_a_statement_error_inside_the_transaction_is_rolled_back_on_the_server(app, team, monkeypatch):
+    user = {"id": team.owner.id, "name": "Owner"}
+    typist = Typist()
+    with app.app_context():
+        store.apply_update(team.project_id, "err.md", user, typist.type("a"))
+        db.session.remove()
+        # The store-and-save statement fails on the server (the transaction is aborted there).
+        monkeypatch.setattr(store, "_STORE_AND_SAVE", sa.text("SELECT 1/0"))
+        lost = typist.type("b")
+        with pytest.raises(ServiceUnavailable):
+            store.apply_update(team.project_id, "err.md", user, lost)
+    clean(app)
+    monkeypatch.undo()
+    with app.app_context():
+        store.apply_update(team.project_id, "err.md", user, lost)  # as the editor's resync sends it again
+        store.apply_update(team.project_id, "err.md", user, typist.type("c"))
+        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "err.md")) == "abc"
+        db.session.rollback()
+
+
+def test_a_failed_commit_is_storage_unavailable_and_nothing_is_kept(app, team, monkeypatch):
+    user = {"id": team.owner.id, "name": "Owner"}
+    typist = Typist()
+    with app.app_context():
+        store.apply_update(team.project_id, "commit.md", user, typist.type("a"))
+        db.session.remove()
+        real = store._end_explicit
+        # The COMMIT fails and the transaction is still open (aborted) on the server.
+        monkeypatch.setattr(store, "_end_explicit",
+                            lambda dbapi, statement: real(dbapi, "SELECT 1/0" if statement == "COMMIT" else statement))
+        with pytest.raises(ServiceUnavailable):
+            store.apply_update(team.project_id, "commit.md", user, typist.type("b"))
+    monkeypatch.undo()
+    clean(app)
+    with app.app_context():
+        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "commit.md")) == "a"
+        db.session.rollback()
