@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy as sa
 from pg_locks import wait_for_lock_waiters
 from teams import make_team
+from typist import Typist
 
-from workspace.documents import crdt, store
+from workspace.documents import store
 from workspace.errors import Forbidden
 from workspace.extensions import db
 from workspace.models import ProjectFile
@@ -24,18 +25,6 @@ from workspace.models import ProjectFile
 @pytest.fixture
 def team(client, make_user):
     return make_team(client, make_user)
-
-
-class Typist:
-    def __init__(self) -> None:
-        self.doc = crdt.new_doc()
-        self.sent: list[bytes] = []
-        self.doc.observe(lambda event: self.sent.append(event.update))
-
-    def type(self, chars: str) -> bytes:
-        text = self.doc.get(crdt.TEXT_NAME, type=crdt.Text)
-        text.insert(len(text), chars)
-        return self.sent[-1]
 
 
 def _write_behind(app, team, path: str, blocker_statements) -> object:

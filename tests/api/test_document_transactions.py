@@ -12,8 +12,9 @@ import psycopg2.extras
 import pytest
 import sqlalchemy as sa
 from teams import make_team
+from typist import Typist
 
-from workspace.documents import crdt, store
+from workspace.documents import store
 from workspace.errors import PayloadTooLarge, ServiceUnavailable
 from workspace.extensions import db
 from workspace.models import ProjectFile
@@ -22,18 +23,6 @@ from workspace.models import ProjectFile
 @pytest.fixture
 def team(client, make_user):
     return make_team(client, make_user)
-
-
-class Typist:
-    def __init__(self) -> None:
-        self.doc = crdt.new_doc()
-        self.sent: list[bytes] = []
-        self.doc.observe(lambda event: self.sent.append(event.update))
-
-    def type(self, chars: str) -> bytes:
-        text = self.doc.get(crdt.TEXT_NAME, type=crdt.Text)
-        text.insert(len(text), chars)
-        return self.sent[-1]
 
 
 @pytest.fixture
@@ -53,6 +42,18 @@ def round_trips():
         psycopg2.extensions.set_wait_callback(None)
 
 
+def file_text(path: str) -> str:
+    """The file row's text (in an app context), the reading transaction ended."""
+    text = db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == path))
+    db.session.rollback()
+    return text
+
+
+@pytest.fixture
+def owner(team) -> dict:
+    return {"id": team.owner.id, "name": "Owner"}
+
+
 def clean(app) -> None:
     """The pooled connection has no transaction open (on the server) and psycopg2 begins its own again."""
     with app.app_context():
@@ -67,36 +68,31 @@ def clean(app) -> None:
     assert idle_in_transaction == 0
 
 
-def test_a_keystroke_is_three_round_trips_and_stored(app, team, round_trips):
-    user = {"id": team.owner.id, "name": "Owner"}
-    typist = Typist()
+def test_a_keystroke_is_three_round_trips_and_stored(app, team, owner, round_trips):
+    user, typist = owner, Typist()
     with app.app_context():
         store.apply_update(team.project_id, "rt.md", user, typist.type("a"))  # creates the document and the file
         db.session.remove()
         round_trips[0] = 0
         store.apply_update(team.project_id, "rt.md", user, typist.type("b"))
         assert round_trips[0] == 3
-        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "rt.md")) == "ab"
-        db.session.rollback()
+        assert file_text("rt.md") == "ab"
     clean(app)
 
 
-def test_inside_a_transaction_the_caller_opened_the_write_joins_it(app, team):
-    user = {"id": team.owner.id, "name": "Owner"}
-    typist = Typist()
+def test_inside_a_transaction_the_caller_opened_the_write_joins_it(app, team, owner):
+    user, typist = owner, Typist()
     with app.app_context():
         store.apply_update(team.project_id, "joined.md", user, typist.type("a"))
         db.session.execute(sa.text("SELECT 1"))  # psycopg2 has begun a transaction
         store.apply_update(team.project_id, "joined.md", user, typist.type("b"))
         db.session.rollback()
-        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "joined.md")) == "ab"
-        db.session.rollback()
+        assert file_text("joined.md") == "ab"
     clean(app)
 
 
-def test_a_refused_write_rolls_back_and_leaves_the_connection_clean(app, team):
-    user = {"id": team.owner.id, "name": "Owner"}
-    typist = Typist()
+def test_a_refused_write_rolls_back_and_leaves_the_connection_clean(app, team, owner):
+    user, typist = owner, Typist()
     app.config["MAX_FILE_BYTES"] = 3
     with app.app_context():
         store.apply_update(team.project_id, "big.md", user, typist.type("abc"))
@@ -104,44 +100,36 @@ def test_a_refused_write_rolls_back_and_leaves_the_connection_clean(app, team):
             store.apply_update(team.project_id, "big.md", user, typist.type("d"))  # refused after BEGIN and the lock
     clean(app)
     with app.app_context():
-        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "big.md")) == "abc"
-        db.session.rollback()
+        assert file_text("big.md") == "abc"
 
 
-def test_a_statement_error_inside_the_transaction_is_rolled_back_on_the_server(app, team, monkeypatch):
-    user = {"id": team.owner.id, "name": "Owner"}
-    typist = Typist()
+def fail_the_store(monkeypatch) -> None:
+    """The store-and-save statement fails on the server (the transaction is aborted there)."""
+    monkeypatch.setattr(store, "_STORE_AND_SAVE", sa.text("SELECT 1/0"))
+
+
+def fail_the_commit(monkeypatch) -> None:
+    """The COMMIT fails and leaves the (aborted) transaction open on the server."""
+    real = store._end_explicit
+    monkeypatch.setattr(store, "_end_explicit",
+                        lambda dbapi, statement: real(dbapi, "SELECT 1/0" if statement == "COMMIT" else statement))
+
+
+@pytest.mark.parametrize("failure", [fail_the_store, fail_the_commit])
+def test_a_failed_statement_or_commit_is_storage_unavailable_keeps_nothing_and_leaves_the_connection_clean(
+        app, team, owner, monkeypatch, failure):
+    user, typist = owner, Typist()
     with app.app_context():
         store.apply_update(team.project_id, "err.md", user, typist.type("a"))
         db.session.remove()
-        # The store-and-save statement fails on the server (the transaction is aborted there).
-        monkeypatch.setattr(store, "_STORE_AND_SAVE", sa.text("SELECT 1/0"))
+        failure(monkeypatch)
         lost = typist.type("b")
         with pytest.raises(ServiceUnavailable):
             store.apply_update(team.project_id, "err.md", user, lost)
-    clean(app)
     monkeypatch.undo()
+    clean(app)
     with app.app_context():
+        assert file_text("err.md") == "a"
         store.apply_update(team.project_id, "err.md", user, lost)  # as the editor's resync sends it again
         store.apply_update(team.project_id, "err.md", user, typist.type("c"))
-        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "err.md")) == "abc"
-        db.session.rollback()
-
-
-def test_a_failed_commit_is_storage_unavailable_and_nothing_is_kept(app, team, monkeypatch):
-    user = {"id": team.owner.id, "name": "Owner"}
-    typist = Typist()
-    with app.app_context():
-        store.apply_update(team.project_id, "commit.md", user, typist.type("a"))
-        db.session.remove()
-        real = store._end_explicit
-        # The COMMIT fails and the transaction is still open (aborted) on the server.
-        monkeypatch.setattr(store, "_end_explicit",
-                            lambda dbapi, statement: real(dbapi, "SELECT 1/0" if statement == "COMMIT" else statement))
-        with pytest.raises(ServiceUnavailable):
-            store.apply_update(team.project_id, "commit.md", user, typist.type("b"))
-    monkeypatch.undo()
-    clean(app)
-    with app.app_context():
-        assert db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.path == "commit.md")) == "a"
-        db.session.rollback()
+        assert file_text("err.md") == "abc"
