@@ -2,7 +2,8 @@
 row and reads what it needs, the update and the file row are stored in one statement, then `COMMIT`
 (workspace/documents/store.py `_explicit_transaction`). psycopg2 would otherwise send `BEGIN` in a round trip of
 its own. Whatever happens, the connection goes back to the pool with no transaction open and psycopg2 managing its
-transactions again."""
+transactions again. And the text the process keeps with its cached document is dropped when the lock-and-read
+catches up with another process's updates."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sqlalchemy as sa
 from teams import make_team
 from typist import Typist
 
-from workspace.documents import store
+from workspace.documents import crdt, store
 from workspace.errors import PayloadTooLarge, ServiceUnavailable
 from workspace.extensions import db
 from workspace.models import ProjectFile
@@ -133,3 +134,22 @@ def test_a_failed_statement_or_commit_is_storage_unavailable_keeps_nothing_and_l
         store.apply_update(team.project_id, "err.md", user, lost)  # as the editor's resync sends it again
         store.apply_update(team.project_id, "err.md", user, typist.type("c"))
         assert file_text("err.md") == "abc"
+
+
+def test_a_write_after_catching_up_in_its_lock_and_read_saves_the_text(app, make_app, team, owner):
+    """As tests/unit/test_documents.py's catch-up case, through PostgreSQL's one-round-trip lock and read: the text
+    this process kept ("x") is dropped when the other process's deletion is read, so "x" again is saved."""
+    other = make_app()
+    typist = Typist()
+    with app.app_context():
+        store.apply_update(team.project_id, "t.md", owner, typist.type("x"))
+    deleting = crdt.new_doc()
+    crdt.apply(deleting, typist.sent[-1])
+    deleted = crdt.replace_text(deleting, "")
+    with other.app_context():
+        store.apply_update(team.project_id, "t.md", owner, deleted)
+        db.session.remove()
+    crdt.apply(typist.doc, deleted)
+    with app.app_context():
+        store.apply_update(team.project_id, "t.md", owner, typist.type("x"))
+        assert file_text("t.md") == "x"

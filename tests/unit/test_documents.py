@@ -293,3 +293,24 @@ def test_an_update_that_fails_its_group_is_refused_alone(app, team):
     with app.app_context():
         store.forget(pid, "h.txt")
         assert sorted(crdt.text_of(_loaded(pid, "h.txt"))) == sorted("xyz")
+
+
+def test_a_write_after_catching_up_with_another_process_saves_the_text(app, team):
+    """The text a process keeps with its cached document is dropped when it catches up: here its stale text equals
+    the text after its next write, which must still be saved."""
+    pid, owner = team["project_id"], team["owner"]
+    other = create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"], "REDIS_URL": None,
+                        "SOCKETIO_MESSAGE_QUEUE": None})  # a second process on the same database
+    alice = Editor()
+    with app.app_context():
+        store.apply_update(pid, "t.txt", owner, alice.type("x"))  # this process now knows the text "x"
+    bob = crdt.new_doc()
+    crdt.apply(bob, alice.sent[-1])
+    deleted = crdt.replace_text(bob, "")
+    with other.app_context():
+        store.apply_update(pid, "t.txt", owner, deleted)  # the other process deletes it
+        db.session.remove()
+    crdt.apply(alice.doc, deleted)
+    with app.app_context():  # this process catches up in the write itself
+        store.apply_update(pid, "t.txt", owner, alice.type("x"))  # "x" again: changed from "", not from "x"
+    assert file_row(app, pid, "t.txt")[0] == "x"

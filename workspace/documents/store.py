@@ -70,6 +70,14 @@ class _Loaded:
     document_id: int
     doc: Doc
     last_id: int = 0  # highest stored update (or snapshot_upto) applied to `doc`
+    # The text of `doc` as the last group commit left it (None: unknown), so a keystroke stringifies the text once,
+    # not before and after (Yrs walks every block of a text each time).
+    text: str | None = None
+
+    def apply(self, update: bytes) -> None:
+        """Apply a stored update or snapshot (catching up): the text is no longer known."""
+        crdt.apply(self.doc, update)
+        self.text = None
 
 
 @dataclass
@@ -237,7 +245,7 @@ def _caught_up(key: tuple[int, str], document_id: int, snapshot_upto: int, locke
         # Compacted past what we hold: the updates in between are gone from the table, the snapshot has them.
         snapshot = db.session.scalar(sa.select(Document.snapshot).where(Document.id == document_id))
         if snapshot:
-            crdt.apply(loaded.doc, snapshot)
+            loaded.apply(snapshot)
         loaded.last_id = snapshot_upto
     params = {"document_id": document_id, "after": loaded.last_id}
     if locked is not None and (authors or locked.quota_locked):
@@ -251,7 +259,7 @@ def _caught_up(key: tuple[int, str], document_id: int, snapshot_upto: int, locke
     else:
         rows = db.session.connection().execute(_CATCH_UP, params)
     for update_id, data in rows:
-        crdt.apply(loaded.doc, data)
+        loaded.apply(data)
         loaded.last_id = update_id
     cache.put(key, loaded)
     return loaded
@@ -344,7 +352,7 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
         authors = tuple(dict.fromkeys(waiting.user["id"] for waiting in batch))
         with _writing(key, batch[0].user["id"], authors) as (loaded, document):
             roles = document.roles
-            before = crdt.text_of(loaded.doc)
+            before = loaded.text if loaded.text is not None else crdt.text_of(loaded.doc)
             for waiting in batch:
                 try:
                     require(roles.get(waiting.user["id"]), Action.EDIT)
@@ -355,7 +363,7 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
                 accepted.append(waiting)
             version, created = None, False
             if accepted:
-                after = crdt.text_of(loaded.doc)
+                after = loaded.text = crdt.text_of(loaded.doc)
                 rows = _group_rows(document, accepted)
                 if after != before or not _file_exists(project_id, path):
                     file = _checked_file(project_id, path, after, accepted[-1].user["id"], document)
@@ -402,6 +410,7 @@ def write_text(project_id: int, path: str, user: dict, content: str, base_versio
             raise Conflict(f"The file changed since base_version (current version {current}).", code="conflict",
                            details={"current_version": current})
         update = crdt.replace_text(loaded.doc, content)
+        loaded.text = None
         if update != EMPTY_UPDATE:
             _store(loaded, document, update, user["id"])
         version, created = _save_file(_checked_file(project_id, path, content, user["id"], document))
@@ -421,6 +430,7 @@ def delete_text(project_id: int, path: str, user: dict, origin: object = None) -
         if version is None:
             raise NotFound("File not found.", code="file_not_found", details={"path": path[:600]})
         update = crdt.replace_text(loaded.doc, "")
+        loaded.text = None
         if update != EMPTY_UPDATE:
             _store(loaded, document, update, user["id"])
     _announce(Change(project_id, path, version, False, update), origin)
@@ -539,12 +549,12 @@ def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tup
     if snapshot_upto > loaded.last_id:  # compacted past what we hold: the snapshot has the updates in between
         snapshot = db.session.scalar(sa.select(Document.snapshot).where(Document.id == document_id))
         if snapshot:
-            crdt.apply(loaded.doc, snapshot)
+            loaded.apply(snapshot)
         loaded.last_id = snapshot_upto
     for row in rows:
         update_id = row[-2]
         if update_id is not None and update_id > loaded.last_id:
-            crdt.apply(loaded.doc, bytes(row[-1]))
+            loaded.apply(bytes(row[-1]))
             loaded.last_id = update_id
     cache.put(key, loaded)
     return document, loaded
@@ -575,6 +585,7 @@ def _seed(loaded: _Loaded, document: _Row, key: tuple[int, str], user_id: int | 
     content = db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.project_id == key[0],
                                                                       ProjectFile.path == key[1]))
     if content:
+        loaded.text = None
         _store(loaded, document, crdt.replace_text(loaded.doc, content), user_id)
 
 
