@@ -115,4 +115,3 @@ def send_now(raw: _socket.socket, data: bytes) -> int:
         return raw.send(data)
     except OSError:  # BlockingIOError included
         return 0
-
