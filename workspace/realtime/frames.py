@@ -10,8 +10,9 @@ per receiver. For a websocket session of `idle_sockets.LeanSocket` (a plain TCP 
   packet, so every receiver of a broadcast reuses it. No extension changes frames per connection: compression is
   refused (realtime.compression) and nothing else is negotiated.
 - A socket with nothing queued keeps its frames in `LeanSocket.pending`, and the server's `Flusher` writes each such
-  socket's frames with one non-blocking `send` once the sender yields (so a relayed update's header and attachment
-  go out in one write, and a burst of broadcasts in few).
+  socket's frames with one non-blocking `send` once the sender yields, or before the message queue publishes what
+  was just emitted (`OrderedRedisManager.before_publish`), whichever comes first: a relayed update's header and
+  attachment go out in one write, and a burst of broadcasts in few.
 - What the kernel does not take at once (a reader that fell behind, a big message) goes to the socket's queue, and
   its writer task writes it with a green `sendall`; later packets queue behind it until that writer ends. So one
   slow client never holds up the others, and each socket's bytes stay in order.
