@@ -61,6 +61,16 @@ def test_past_the_backlog_cursors_coalesce_and_other_events_are_rate_limited():
     assert [(h[1], h[2]) for h in server.handled] == [("join", 1), ("CURSOR_UPDATE", 4), ("FILE_CHANGE", 3)]
 
 
+def test_a_cursor_past_the_backlog_takes_the_place_of_the_last_waiting_one_so_the_latest_is_handled_last():
+    server = Server()
+    d = Dispatcher(server, backlog=3).install()
+    for n in range(3):  # a full lane of cursor moves (its task has not run yet)
+        server._handle_event("e1", "/", n, cursor(n))
+    server._handle_event("e1", "/", 3, cursor(3))
+    assert server.acks == [("e1", 2, {"ok": True, "coalesced": True})]
+    assert [data[1]["line"] for _, _, _, data in d.lanes["e1"]] == [0, 1, 3]
+
+
 def test_a_document_socket_that_overruns_its_lane_loses_its_transport_not_an_update():
     server = Server()
     Dispatcher(server, backlog=2, merge_limit=0).install()  # no merging: every update waits on its own

@@ -5,7 +5,7 @@ events without waiting spawns thousands of tasks, each holding a Redis connectio
 everyone (PITFALLS: one green thread per socket event). Here each socket of the default namespace gets a lane: the
 socket's reader appends the event, and one task per busy socket handles its lane in arrival order, then ends (an
 idle socket has no lane and no task). Past SOCKET_BACKLOG waiting events, a CURSOR_UPDATE replaces the project's
-cursor already waiting in the lane (that one is acked `{ok: true, coalesced: true}`: only the latest position
+last cursor waiting in the lane (that one is acked `{ok: true, coalesced: true}`: only the latest position
 matters) and any other event is answered at once with a `rate_limited` ack and not handled.
 
 python-socketio has no public hook for scheduling a socket's events, so `install` replaces the server's
@@ -131,12 +131,14 @@ class Dispatcher:
 
     @staticmethod
     def _coalesce(lane: deque, sid: str, id: int | None, data: list) -> int | None:
-        """Put a cursor move in place of the waiting one for the same project; returns the replaced event's ack id
-        (None when nothing was replaced)."""
+        """Put a cursor move in place of the last waiting one for the same project (so no older position of it is
+        handled after it: the room ends with the latest); returns the replaced event's ack id (None when nothing was
+        replaced)."""
         if data[0] not in COALESCED:
             return None
         project = _project_of(data)
-        for i, (_, old_namespace, old_id, old_data) in enumerate(lane):
+        for i in range(len(lane) - 1, -1, -1):
+            _, old_namespace, old_id, old_data = lane[i]
             if old_data[0] == data[0] and _project_of(old_data) == project:
                 lane[i] = (sid, old_namespace, id, data)
                 return old_id if old_id is not None else -1
