@@ -79,6 +79,11 @@ class _Loaded:
         crdt.apply(self.doc, update)
         self.text = None
 
+    def replace_text(self, content: str) -> bytes:
+        """`crdt.replace_text` on the document (the update it made): the text is no longer known."""
+        self.text = None
+        return crdt.replace_text(self.doc, content)
+
 
 @dataclass
 class _Row:
@@ -409,8 +414,7 @@ def write_text(project_id: int, path: str, user: dict, content: str, base_versio
         if base_version is not None and base_version != current:
             raise Conflict(f"The file changed since base_version (current version {current}).", code="conflict",
                            details={"current_version": current})
-        update = crdt.replace_text(loaded.doc, content)
-        loaded.text = None
+        update = loaded.replace_text(content)
         if update != EMPTY_UPDATE:
             _store(loaded, document, update, user["id"])
         version, created = _save_file(_checked_file(project_id, path, content, user["id"], document))
@@ -429,8 +433,7 @@ def delete_text(project_id: int, path: str, user: dict, origin: object = None) -
                                     .returning(ProjectFile.version))
         if version is None:
             raise NotFound("File not found.", code="file_not_found", details={"path": path[:600]})
-        update = crdt.replace_text(loaded.doc, "")
-        loaded.text = None
+        update = loaded.replace_text("")
         if update != EMPTY_UPDATE:
             _store(loaded, document, update, user["id"])
     _announce(Change(project_id, path, version, False, update), origin)
@@ -448,7 +451,7 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
         explicit = None
         try:
             explicit = _explicit_transaction(db.session.connection())
-            document, loaded = _lock_and_catch_up(key, authors, explicit)
+            document, loaded = _lock_and_catch_up(key, authors, begin=explicit is not None)
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
             yield loaded, document
@@ -456,8 +459,7 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
                 db.session.connection().execute(_COUNT_STORED, {"document_id": document.id,
                                                                 "stored": document.stored - document.expected})
             document_id, stored = document.id, document.update_count + document.stored
-            if explicit:
-                _end_explicit(explicit, "COMMIT")
+            _end_explicit(explicit, "COMMIT")
             db.session.commit()
         except DBAPIError as exc:
             _end_explicit(explicit, "ROLLBACK")
@@ -509,12 +511,12 @@ def _end_explicit(dbapi: Any, statement: str) -> None:
             dbapi.autocommit = False
 
 
-def _lock_and_catch_up(key: tuple[int, str], authors: tuple[int, ...], begin: Any = None) -> tuple[_Row, _Loaded]:
+def _lock_and_catch_up(key: tuple[int, str], authors: tuple[int, ...], begin: bool = False) -> tuple[_Row, _Loaded]:
     """The document's row locked (and the quota lock, when quotas apply), the authors' roles and the quota usage read
     after the locks, and the cached document caught up: one round trip on PostgreSQL when the row exists."""
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
-        found = _lock_and_read(connection, key, authors, begin=begin is not None)
+        found = _lock_and_read(connection, key, authors, begin=begin)
         if found is not None:
             return found
     document = _locked_row(key, len(authors))
@@ -585,8 +587,7 @@ def _seed(loaded: _Loaded, document: _Row, key: tuple[int, str], user_id: int | 
     content = db.session.scalar(sa.select(ProjectFile.content).where(ProjectFile.project_id == key[0],
                                                                       ProjectFile.path == key[1]))
     if content:
-        loaded.text = None
-        _store(loaded, document, crdt.replace_text(loaded.doc, content), user_id)
+        _store(loaded, document, loaded.replace_text(content), user_id)
 
 
 def _group_rows(document: _Row, group: list[_Waiting]) -> list[dict]:

@@ -91,7 +91,7 @@ class LeanSocket(eio_socket.Socket):
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         sent = frames.send_now(self._raw, data)
         if sent < len(data):
-            self.queue.put(data[sent:] if sent else data)
+            self.queue.put(data[sent:])
             self._wake_writer()
 
     def _queue_pending(self) -> None:
