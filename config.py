@@ -144,6 +144,10 @@ class Config:
         self.PASSWORD_HASH_CONCURRENCY = _int("PASSWORD_HASH_CONCURRENCY", 1)
         # Seconds a pooled database connection may sit idle and be reused without a ping first (workspace/db_pool.py).
         self.DB_IDLE_PING_SECONDS = float(_env("DB_IDLE_PING_SECONDS", "5"))
+        # PostgreSQL: the co-editing write's statements are prepared once per connection (workspace/db_prepared.py).
+        # false behind a pooler that hands a session's transactions to different server connections (PgBouncer in
+        # transaction mode), where a prepared statement is not there the next time.
+        self.DB_PREPARED_STATEMENTS = _bool("DB_PREPARED_STATEMENTS", True)
         # PostgreSQL: longest wait for a row or advisory lock, in milliseconds (0: no limit). Past it the request
         # answers 503 service_unavailable (a socket event `service_unavailable`, an editor `unavailable`) instead of
         # hanging behind a stuck transaction; a migration waiting this long fails the release instead of queueing

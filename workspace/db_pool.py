@@ -48,6 +48,8 @@ def limit_lock_waits(engine: sa.Engine, milliseconds: int) -> None:
 def ping_only_after_idle(engine: sa.Engine, idle_seconds: float) -> None:
     """Check a pooled connection at checkout only when it sat idle for `idle_seconds` (see the module docstring)."""
 
+    postgresql = engine.dialect.name == "postgresql"
+
     @sa.event.listens_for(engine, "checkin")
     def _checked_in(dbapi_connection, record) -> None:
         record.info["idle_since"] = time.monotonic()
@@ -57,9 +59,16 @@ def ping_only_after_idle(engine: sa.Engine, idle_seconds: float) -> None:
         if time.monotonic() - record.info.get("idle_since", 0.0) < idle_seconds:
             return
         try:
+            # PostgreSQL: in autocommit, so the connection is handed out with no transaction open, as an unpinged
+            # one is (the co-editing write begins its own in its first query string: documents.store).
+            autocommit = dbapi_connection.autocommit if postgresql else None
+            if postgresql:
+                dbapi_connection.autocommit = True
             cursor = dbapi_connection.cursor()
             cursor.execute("SELECT 1")
             cursor.close()
+            if autocommit is not None:
+                dbapi_connection.autocommit = autocommit
         except Exception as exc:
             raise sa.exc.DisconnectionError() from exc
 

@@ -3,6 +3,7 @@ meanwhile (a restart, an idle timeout) is replaced cleanly instead of failing th
 
 from __future__ import annotations
 
+import psycopg2.extensions
 import pytest
 import sqlalchemy as sa
 
@@ -36,3 +37,15 @@ def test_a_connection_used_a_moment_ago_is_reused_without_a_ping(make_app, datab
     _terminate(database_url, first)
     with pytest.raises(sa.exc.DBAPIError):  # no ping, so the dropped connection is used as is
         _backend_pid(app)
+
+
+def test_a_pinged_connection_is_handed_out_with_no_transaction_open(make_app):
+    """The ping runs in autocommit: what checks the connection out finds it as idle as an unpinged one (the
+    co-editing write begins its own transaction only on such a connection)."""
+    app = make_app(DB_IDLE_PING_SECONDS=0.0)
+    _backend_pid(app)
+    with app.app_context():
+        dbapi = db.session.connection().connection.dbapi_connection  # checked out again: pinged
+        assert dbapi.autocommit is False
+        assert dbapi.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        db.session.remove()

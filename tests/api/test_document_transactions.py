@@ -1,9 +1,10 @@
-"""A co-editing write on PostgreSQL is three round trips: `BEGIN` rides in the query string that locks the document
-row and reads what it needs, the update and the file row are stored in one statement, then `COMMIT`
-(workspace/documents/store.py `_explicit_transaction`). psycopg2 would otherwise send `BEGIN` in a round trip of
-its own. Whatever happens, the connection goes back to the pool with no transaction open and psycopg2 managing its
-transactions again. And the text the process keeps with its cached document is dropped when the lock-and-read
-catches up with another process's updates."""
+"""A co-editing write on PostgreSQL is two round trips: `BEGIN` rides in the query string that locks the document
+row and reads what it needs (new update ids and the file's version included), and the update and the file row ride
+with the `COMMIT` (workspace/documents/store.py `_explicit_transaction`, `_Row.tail`); the statements are prepared
+once per connection (workspace/db_prepared.py). psycopg2 would otherwise send `BEGIN` in a round trip of its own.
+Whatever happens, the connection goes back to the pool with no transaction open, psycopg2 managing its transactions
+again and, after a failure, no prepared statement it does not know of. And the text the process keeps with its
+cached document is dropped when the lock-and-read catches up with another process's updates."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from teams import make_team
 from typist import Typist
 
+from workspace import db_prepared
 from workspace.documents import crdt, store
 from workspace.errors import PayloadTooLarge, ServiceUnavailable
 from workspace.extensions import db
@@ -69,15 +71,57 @@ def clean(app) -> None:
     assert idle_in_transaction == 0
 
 
-def test_a_keystroke_is_three_round_trips_and_stored(app, team, owner, round_trips):
+def prepared_here() -> set[str]:
+    """The statements the session's connection prepared, on the server."""
+    names = set(db.session.scalars(sa.text("SELECT name FROM pg_prepared_statements")))
+    db.session.rollback()
+    return names
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_a_keystroke_is_two_round_trips_and_stored(app, team, owner, round_trips, prepared):
+    app.config["DB_PREPARED_STATEMENTS"] = prepared
     user, typist = owner, Typist()
     with app.app_context():
+        db.session.connection().invalidate()  # a fresh connection: its first write prepares, in the same round trips
+        db.session.remove()
         store.apply_update(team.project_id, "rt.md", user, typist.type("a"))  # creates the document and the file
         db.session.remove()
         round_trips[0] = 0
         store.apply_update(team.project_id, "rt.md", user, typist.type("b"))
-        assert round_trips[0] == 3
-        assert file_text("rt.md") == "ab"
+        assert round_trips[0] == 2
+        store.apply_update(team.project_id, "rt.md", user, typist.type("c"))
+        assert round_trips[0] == 4
+        assert file_text("rt.md") == "abc"
+        names = prepared_here()
+        assert {name.removesuffix("_quota") for name in names} == (
+            {"workspace_document_lock", "workspace_document_read", "workspace_document_store",
+             "workspace_document_save"} if prepared else set())
+    clean(app)
+
+
+def test_a_group_of_authors_stores_one_row_each_with_ids_taken_under_the_lock(app, make_app, team, owner):
+    """The ids are taken once per author, not once per row the catch-up reads, and come after every stored id."""
+    other, typist = make_app(), Typist()
+    collaborator = {"id": team.collaborator.id, "name": "Collaborator"}
+    with other.app_context():
+        for chars in "xyz":  # three updates this process has not seen: its lock-and-read returns three rows
+            store.apply_update(team.project_id, "group.md", owner, typist.type(chars))
+        db.session.remove()
+    with app.app_context():
+        sequence = sa.text("SELECT last_value FROM document_updates_id_seq")
+        before = db.session.scalar(sequence)
+        db.session.rollback()
+        batch = [store._Waiting(owner, typist.type("1"), None), store._Waiting(collaborator, typist.type("2"), None)]
+        store._commit_group((team.project_id, "group.md"), batch)
+        assert [type(waiting.outcome) for waiting in batch] == [store.Change, store.Change]
+        rows = db.session.execute(sa.text(
+            "SELECT id, user_id FROM document_updates WHERE id > :before ORDER BY id"), {"before": before}).all()
+        assert [row.user_id for row in rows] == [owner["id"], collaborator["id"]]
+        assert [row.id for row in rows] == [before + 1, before + 2]
+        assert db.session.scalar(sequence) == before + 2
+        db.session.rollback()
+        assert file_text("group.md") == "xyz12"
     clean(app)
 
 
@@ -105,18 +149,37 @@ def test_a_refused_write_rolls_back_and_leaves_the_connection_clean(app, team, o
 
 
 def fail_the_store(monkeypatch) -> None:
-    """The store-and-save statement fails on the server (the transaction is aborted there)."""
-    monkeypatch.setattr(store, "_STORE_AND_SAVE", sa.text("SELECT 1/0"))
+    """The statement that stores the update fails on the server (the transaction is aborted there)."""
+    monkeypatch.setattr(store, "_STORE_ROWS", db_prepared.Statement("workspace_test_failing", sa.text("SELECT 1/0")))
 
 
 def fail_the_commit(monkeypatch) -> None:
     """The COMMIT fails and leaves the (aborted) transaction open on the server."""
     real = store._end_explicit
-    monkeypatch.setattr(store, "_end_explicit",
-                        lambda dbapi, statement: real(dbapi, "SELECT 1/0" if statement == "COMMIT" else statement))
+
+    def failing(explicit, statement):
+        if statement == "COMMIT":
+            explicit.tail.add("SELECT 1/0")
+        return real(explicit, statement)
+
+    monkeypatch.setattr(store, "_end_explicit", failing)
 
 
-@pytest.mark.parametrize("failure", [fail_the_store, fail_the_commit])
+def lose_the_connection(monkeypatch) -> None:
+    """The pooled connection's server session is terminated (a restart, a failover) before the write uses it: psycopg2
+    finds it closed under the store's own cursor, where SQLAlchemy does not see it."""
+    db.engine.dispose()
+    pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))  # now the pool's only connection
+    db.session.remove()
+    killer = sa.create_engine(db.engine.url)
+    try:
+        with killer.connect() as conn:
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    finally:
+        killer.dispose()
+
+
+@pytest.mark.parametrize("failure", [fail_the_store, fail_the_commit, lose_the_connection])
 def test_a_failed_statement_or_commit_is_storage_unavailable_keeps_nothing_and_leaves_the_connection_clean(
         app, team, owner, monkeypatch, failure):
     user, typist = owner, Typist()
@@ -130,6 +193,7 @@ def test_a_failed_statement_or_commit_is_storage_unavailable_keeps_nothing_and_l
     monkeypatch.undo()
     clean(app)
     with app.app_context():
+        assert prepared_here() == set()  # dropped with the rollback: the next write prepares them again
         assert file_text("err.md") == "a"
         store.apply_update(team.project_id, "err.md", user, lost)  # as the editor's resync sends it again
         store.apply_update(team.project_id, "err.md", user, typist.type("c"))

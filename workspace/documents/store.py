@@ -16,7 +16,6 @@ update and keeps the document, so editors still holding its history merge with w
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import threading
@@ -34,12 +33,12 @@ from pycrdt import Doc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from .. import events
+from .. import db_prepared, events
 from ..errors import ApiError, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, ValidationFailed
 from ..extensions import db
 from ..files import quota
 from ..files.paths import validate_path
-from ..models import Document, DocumentUpdate, ProjectFile, Role, utcnow
+from ..models import Document, DocumentUpdate, Membership, ProjectFile, Role, utcnow
 from ..policy import Action, require, role_select
 from . import compaction, crdt
 from .crdt import EMPTY_UPDATE, InvalidUpdate
@@ -97,6 +96,17 @@ class _Row:
     stored: int = 0
     roles: dict[int, Role | None] = field(default_factory=dict)  # of the authors the write was opened for
     usage: tuple | None = None  # the project's quota.USAGE row, read after the quota lock
+    # PostgreSQL, read with the lock (`_lock_and_read`): the file row's version (None: no row yet) and ids for the
+    # rows the write may store, one per author, taken from the table's sequence under the row lock, so in commit
+    # order as the ids an INSERT would get. None where they were not read: the write then asks (`_file_exists`,
+    # INSERT ... RETURNING).
+    file_version: int | None = None
+    ids: list[int] | None = None
+    # The write's own PostgreSQL transaction: statements whose results are known ahead ride with its COMMIT.
+    tail: db_prepared.Script | None = None
+
+    def has_file(self, project_id: int, path: str) -> bool:
+        return self.file_version is not None if self.ids is not None else _file_exists(project_id, path)
 
 
 # The write path's statements, built once: building a statement costs more than its round trip, and a prebuilt one
@@ -147,28 +157,55 @@ def _catch_up_with(authors: int, usage: bool) -> sa.Select:
             .order_by(_updates.c.id))
 
 
+_members = Membership.__table__
+_AUTHORS = sa.cast(sa.bindparam("authors"), postgresql.ARRAY(sa.Integer))
+
+
 @functools.cache
-def _lock_and_read_sql(authors: int, usage: bool, dialect: sa.Dialect) -> tuple[str, dict]:
-    """PostgreSQL: `_LOCK_ROW` (with the quota lock when `usage`) and a SELECT of the locked row, the roles of
-    `authors` users, the quota usage and the updates after `after`, sent as ONE query string. In the simple query
-    protocol each statement of a string takes its own snapshot, so the SELECT sees everything committed before the
-    locks were granted, as a separate round trip would; psycopg2 returns the last statement's rows. Returns the SQL
-    and the default values of its literal parameters."""
-    lock = _LOCK_ROW_AND_QUOTA if usage else _LOCK_ROW
-    columns = [_documents.c.id, _documents.c.snapshot_upto, _documents.c.update_count]
-    columns += [role_select(sa.bindparam("project_id"), sa.bindparam(f"author_{i}")).scalar_subquery()
-                for i in range(authors)]
+def _lock_and_read_statements(usage: bool) -> tuple[db_prepared.Statement, db_prepared.Statement]:
+    """PostgreSQL: `_LOCK_ROW` (with the quota lock when `usage`) and a SELECT of the locked row with the roles of
+    the `authors` (an array: one statement whatever their number), the quota usage, the file row's version, one new
+    update id per author and the updates after `after`. Sent in ONE query string: in the simple query protocol each
+    statement of a string takes its own snapshot, so the SELECT sees everything committed before the locks were
+    granted, as a separate round trip would; psycopg2 returns the last statement's rows."""
+    authors = (sa.func.unnest(_AUTHORS).table_valued("user_id", with_ordinality="n")
+               .render_derived(name="authors"))
+    roles = (sa.select(sa.func.array_agg(postgresql.aggregate_order_by(sa.cast(_members.c.role, sa.Text),
+                                                                        authors.c.n)))
+             .select_from(authors.outerjoin(_members, sa.and_(_members.c.project_id == sa.bindparam("project_id"),
+                                                              _members.c.user_id == authors.c.user_id))))
+    file_version = sa.select(_files.c.version).where(_files.c.project_id == sa.bindparam("project_id"),
+                                                     _files.c.path == sa.bindparam("path"))
+    ids = (sa.select(sa.func.array_agg(sa.func.nextval(sa.func.pg_get_serial_sequence(_updates.name, "id"))))
+           .select_from(sa.func.generate_series(1, sa.func.cardinality(_AUTHORS))))
+    columns = [_documents.c.id, _documents.c.snapshot_upto, _documents.c.update_count, roles.scalar_subquery()]
     if usage:
         columns += list(quota.USAGE.subquery().c)
+    columns += [file_version.scalar_subquery(), ids.scalar_subquery()]
     head = (sa.select(*columns).where(_documents.c.project_id == sa.bindparam("row_project"),
                                       _documents.c.path == sa.bindparam("row_path")).subquery())
     read = (sa.select(*head.c, _updates.c.id, _updates.c.data)
             .select_from(head.outerjoin(_updates, sa.and_(_updates.c.document_id == head.c.id,
                                                           _updates.c.id > sa.bindparam("after"))))
             .order_by(_updates.c.id))
-    compiled = [statement.compile(dialect=dialect) for statement in (lock, read)]
-    defaults = {name: value for part in compiled for name, value in part.params.items() if value is not None}
-    return ";\n".join(part.string for part in compiled), defaults
+    suffix = "_quota" if usage else ""
+    return (db_prepared.Statement(f"workspace_document_lock{suffix}", _LOCK_ROW_AND_QUOTA if usage else _LOCK_ROW),
+            db_prepared.Statement(f"workspace_document_read{suffix}", read))
+
+
+# A group's rows with the ids `_lock_and_read` took (one statement whatever their number), and the file row; sent
+# with the COMMIT (`_Row.tail`).
+_STORE_ROWS = db_prepared.Statement("workspace_document_store", sa.text(
+    "INSERT INTO document_updates (id, document_id, data, user_id, created_at) "
+    "SELECT id, CAST(:document_id AS integer), data, user_id, CAST(:created_at AS timestamptz) "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:datas AS bytea[]), CAST(:users AS integer[]))"
+    " AS rows (id, data, user_id)"))
+_SAVE_FILE_LATER = db_prepared.Statement("workspace_document_save", _SAVE_FILE)
+_CREATE_FILE = db_prepared.Statement("workspace_document_create", sa.insert(_files).values(
+    project_id=sa.bindparam("file_project"), path=sa.bindparam("file_path"), version=1,
+    content=sa.bindparam("file_content"), size=sa.bindparam("file_size"), updated_by=sa.bindparam("file_by"),
+    updated_at=sa.bindparam("file_at")))
+_COUNT_STORED_LATER = db_prepared.Statement("workspace_document_count", _COUNT_STORED)
 
 
 class DocumentCache:
@@ -370,11 +407,10 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
             if accepted:
                 after = loaded.text = crdt.text_of(loaded.doc)
                 rows = _group_rows(document, accepted)
-                if after != before or not _file_exists(project_id, path):
+                file = None
+                if after != before or not document.has_file(project_id, path):
                     file = _checked_file(project_id, path, after, accepted[-1].user["id"], document)
-                    version, created = _store_and_save(loaded, document, rows, file)
-                else:
-                    _insert(loaded, document, rows)
+                version, created = _store_and_save(loaded, document, rows, file)
     except ServiceUnavailable as exc:
         for waiting in batch:
             waiting.outcome = exc
@@ -448,21 +484,26 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
     whose updates the write stores, one row each (counted with the lock, corrected at the end if it stored another
     number); their roles are read into the row."""
     with _lock(key):
-        explicit = None
+        explicit = connection = None
         try:
-            explicit = _explicit_transaction(db.session.connection())
-            document, loaded = _lock_and_catch_up(key, authors, begin=explicit is not None)
+            connection = db.session.connection()
+            explicit = _explicit_transaction(connection)
+            document, loaded = _lock_and_catch_up(key, authors, explicit)
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
             yield loaded, document
             if document.stored != document.expected:
-                db.session.connection().execute(_COUNT_STORED, {"document_id": document.id,
-                                                                "stored": document.stored - document.expected})
+                _later(document, _COUNT_STORED_LATER, {"document_id": document.id,
+                                                       "stored": document.stored - document.expected})
             document_id, stored = document.id, document.update_count + document.stored
             _end_explicit(explicit, "COMMIT")
             db.session.commit()
-        except DBAPIError as exc:
+        except (DBAPIError, psycopg2.Error) as exc:
             _end_explicit(explicit, "ROLLBACK")
+            if connection is not None and not connection.invalidated and connection.connection.dbapi_connection.closed:
+                # Lost under a psycopg2 call of ours: SQLAlchemy, which learns it through its own calls, must not
+                # hand the connection out again (nor fail this rollback on it).
+                connection.invalidate(exc)
             db.session.rollback()
             _cache().drop(key)
             raise _unavailable(exc) from exc
@@ -475,75 +516,108 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
     compaction.schedule_if_due(document_id, stored)
 
 
-def _explicit_transaction(connection: sa.Connection) -> Any:
+@dataclass
+class _Explicit:
+    """A write's own PostgreSQL transaction (`_explicit_transaction`): its psycopg2 connection, the statements that
+    connection prepared (None: DB_PREPARED_STATEMENTS is off) and its pool entry's info, which keeps them."""
+
+    dbapi: Any
+    info: dict
+    prepared: set[str] | None
+    tail: db_prepared.Script = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tail = db_prepared.Script(self.prepared)
+
+
+def _explicit_transaction(connection: sa.Connection) -> _Explicit | None:
     """PostgreSQL, no transaction open yet: the psycopg2 connection, switched to autocommit so that psycopg2 sends no
-    `BEGIN` of its own (a round trip per write); the write's first query string starts with `BEGIN` instead, and
-    `_end_explicit` ends it. Otherwise (SQLite, or a transaction the caller already opened) None."""
+    `BEGIN` of its own (a round trip per write); the write's first query string starts with `BEGIN` instead, its
+    last ends with `COMMIT` (`_end_explicit`). Otherwise (SQLite, or a transaction the caller already opened) None."""
     if connection.dialect.name != "postgresql":
         return None
     dbapi = connection.connection.dbapi_connection
     if dbapi.autocommit or dbapi.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
         return None
     dbapi.autocommit = True
-    return dbapi
+    info = connection.connection.info
+    return _Explicit(dbapi, info, db_prepared.prepared_names(info, current_app.config["DB_PREPARED_STATEMENTS"]))
 
 
-def _end_explicit(dbapi: Any, statement: str) -> None:
-    """Send COMMIT or ROLLBACK for an explicit transaction and give psycopg2 its own transactions back, before the
-    session ends its (then empty) transaction and returns the connection to the pool. On the connection itself, not
-    through the session, which may already refuse statements after an error (its own rollback would then be a no-op
-    for psycopg2 in autocommit, and the server's transaction would stay open). A failed COMMIT is storage being
-    unavailable, and is followed by a ROLLBACK in case the transaction is still open; a failed ROLLBACK (connection
-    lost) leaves the connection to the session's rollback, which discards it."""
-    if dbapi is None or not dbapi.autocommit:
+def _end_explicit(explicit: _Explicit | None, statement: str) -> None:
+    """Send COMMIT (after the statements waiting in the write's tail) or ROLLBACK for an explicit transaction and
+    give psycopg2 its own transactions back, before the session ends its (then empty) transaction and returns the
+    connection to the pool. On the connection itself, not through the session, which may already refuse statements
+    after an error (its own rollback would then be a no-op for psycopg2 in autocommit, and the server's transaction
+    would stay open). A ROLLBACK also drops the connection's prepared statements (`db_prepared.forget`). A failed
+    COMMIT is storage being unavailable, and is followed by a ROLLBACK in case the transaction is still open; a
+    failed ROLLBACK (connection lost) leaves the connection to the session's rollback, which discards it."""
+    if explicit is None or not explicit.dbapi.autocommit:
         return
+    dbapi = explicit.dbapi
     try:
         try:
+            script = explicit.tail if statement == "COMMIT" else db_prepared.Script(None)
+            script.add(statement)
+            if statement == "ROLLBACK" and (forget := db_prepared.forget(explicit.info)):
+                script.add(forget)
             with dbapi.cursor() as cursor:
-                cursor.execute(statement)
+                script.run(cursor)
         except psycopg2.Error as exc:
-            with contextlib.suppress(psycopg2.Error), dbapi.cursor() as cursor:
-                cursor.execute("ROLLBACK")
             if statement != "ROLLBACK":
+                _end_explicit(explicit, "ROLLBACK")
                 raise _unavailable(exc) from exc
     finally:
         if not dbapi.closed:
             dbapi.autocommit = False
 
 
-def _lock_and_catch_up(key: tuple[int, str], authors: tuple[int, ...], begin: bool = False) -> tuple[_Row, _Loaded]:
+def _later(document: _Row, statement: db_prepared.Statement, params: dict) -> None:
+    """Run a statement whose result the write does not need: with the COMMIT in the write's own transaction, at
+    once otherwise."""
+    if document.tail is not None:
+        document.tail.add(statement, params)
+    else:
+        db.session.connection().execute(statement.statement, params)
+
+
+def _lock_and_catch_up(key: tuple[int, str], authors: tuple[int, ...], explicit: _Explicit | None = None
+                       ) -> tuple[_Row, _Loaded]:
     """The document's row locked (and the quota lock, when quotas apply), the authors' roles and the quota usage read
     after the locks, and the cached document caught up: one round trip on PostgreSQL when the row exists."""
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        found = _lock_and_read(connection, key, authors, begin=begin)
-        if found is not None:
-            return found
-    document = _locked_row(key, len(authors))
-    return document, _caught_up(key, document.id, document.snapshot_upto, document, authors)
+    found = _lock_and_read(connection, key, authors, explicit) if connection.dialect.name == "postgresql" else None
+    if found is None:
+        document = _locked_row(key, len(authors))
+        found = document, _caught_up(key, document.id, document.snapshot_upto, document, authors)
+    found[0].tail = explicit.tail if explicit is not None else None
+    return found
 
 
-def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tuple[int, ...], begin: bool = False
-                   ) -> tuple[_Row, _Loaded] | None:
-    """`_lock_and_catch_up` in one round trip (`_lock_and_read_sql`, after a `BEGIN` in the same string when `begin`);
-    None when the document has no row yet."""
+def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tuple[int, ...],
+                   explicit: _Explicit | None = None) -> tuple[_Row, _Loaded] | None:
+    """`_lock_and_catch_up` in one round trip (`_lock_and_read_statements`; in the write's own transaction, prepared
+    and after its `BEGIN`); None when the document has no row yet."""
     project_id, path = key
     expected, quota_locked = len(authors), quota.enabled()
     cache = _cache()
     loaded = cache.get(key)
-    sql, defaults = _lock_and_read_sql(expected, quota_locked, connection.dialect)
-    rows = connection.exec_driver_sql(f"BEGIN;\n{sql}" if begin else sql, {
-        **defaults, "row_project": project_id, "row_path": path, "expected": expected, "project_id": project_id,
-        "path": path, "after": loaded.last_id if loaded is not None else 0,
-        **{f"author_{i}": author for i, author in enumerate(authors)}}).all()
+    lock, read = _lock_and_read_statements(quota_locked)
+    params = {"row_project": project_id, "row_path": path, "expected": expected, "project_id": project_id,
+              "path": path, "after": loaded.last_id if loaded is not None else 0, "authors": list(authors)}
+    script = db_prepared.Script(explicit.prepared) if explicit is not None else db_prepared.Script(None)
+    if explicit is not None:
+        script.add("BEGIN")
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        rows = script.add(lock, params).add(read, params).run(cursor)
     if not rows:
         return None
     head = rows[0]
-    document_id, snapshot_upto = head[0], head[1]
-    document = _Row(document_id, snapshot_upto, head[2] - expected, expected, quota_locked)
-    document.roles = {author: None if role is None else Role(role)
-                      for author, role in zip(authors, head[3:3 + expected], strict=True)}
-    document.usage = tuple(head[3 + expected:-2]) if quota_locked else None
+    document_id, snapshot_upto, count, roles = head[:4]
+    document = _Row(document_id, snapshot_upto, count - expected, expected, quota_locked,
+                    roles={author: None if role is None else Role(role)
+                           for author, role in zip(authors, roles or (), strict=True)},
+                    usage=tuple(head[4:7]) if quota_locked else None, file_version=head[-4], ids=sorted(head[-3] or ()))
     if loaded is None or loaded.document_id != document_id:
         if loaded is not None:  # the cache held another document of that path: read it whole
             return document, _caught_up(key, document_id, snapshot_upto)
@@ -613,12 +687,29 @@ def _insert(loaded: _Loaded, document: _Row, rows: list[dict]) -> None:
     document.stored += len(rows)
 
 
-def _store_and_save(loaded: _Loaded, document: _Row, rows: list[dict], file: dict) -> tuple[int, bool]:
-    """Store a group's rows and save the file row (`_checked_file`): one statement on PostgreSQL for one row."""
+def _store_and_save(loaded: _Loaded, document: _Row, rows: list[dict], file: dict | None
+                    ) -> tuple[int | None, bool]:
+    """Store a group's rows and save the file row (`_checked_file`; None: the text did not change): the version
+    saved and whether the file was created. In the write's own PostgreSQL transaction both ride with its COMMIT,
+    with the ids and version read with the lock; otherwise one statement on PostgreSQL for one row."""
+    if document.tail is not None and document.ids:
+        ids = document.ids[:len(rows)]
+        document.tail.add(_STORE_ROWS, {"document_id": document.id, "created_at": rows[0]["created_at"], "ids": ids,
+                                        "datas": [row["data"] for row in rows],
+                                        "users": [row["user_id"] for row in rows]})
+        loaded.last_id = ids[-1]
+        document.stored += len(rows)
+        if file is None:
+            return None, False
+        if document.file_version is None:
+            document.tail.add(_CREATE_FILE, file)
+            return 1, True
+        document.tail.add(_SAVE_FILE_LATER, file)
+        return document.file_version + 1, False
     connection = db.session.connection()
-    if len(rows) > 1 or connection.dialect.name != "postgresql":
+    if file is None or len(rows) > 1 or connection.dialect.name != "postgresql":
         _insert(loaded, document, rows)
-        return _save_file(file)
+        return _save_file(file) if file is not None else (None, False)
     loaded.last_id, version = connection.execute(_STORE_AND_SAVE, {**rows[0], **file}).one()
     document.stored += 1
     return (version, False) if version is not None else _create_file(file)
@@ -645,9 +736,7 @@ def _save_file(file: dict) -> tuple[int, bool]:
 
 
 def _create_file(file: dict) -> tuple[int, bool]:
-    db.session.connection().execute(sa.insert(_files).values(
-        project_id=file["file_project"], path=file["file_path"], version=1, content=file["file_content"],
-        size=file["file_size"], updated_by=file["file_by"], updated_at=file["file_at"]))
+    db.session.connection().execute(_CREATE_FILE.statement, file)
     return 1, True
 
 
