@@ -96,6 +96,12 @@ def remember(namespace: str, entries: list[Entry]) -> None:
     pipe.execute()
 
 
+def remembered_clock(namespace: str, client_id: int) -> int | None:
+    """The clock of the client's latest state remembered for the document (None: none is)."""
+    value = redis_store.client.hget(_key(namespace), client_id)
+    return None if value is None else json.loads(value)[0]
+
+
 def current(namespace: str) -> list[Entry]:
     """Every client's state renewed within the last OUTDATED_SECONDS."""
     cutoff = time.time() - OUTDATED_SECONDS

@@ -41,7 +41,7 @@ from .throttle import TokenBucket
 log = logging.getLogger(__name__)
 
 PREFIX = "/yjs|"
-# How many Yjs client ids one socket may speak for in awareness (a provider has one; a reload may add one).
+# How many Yjs client ids one socket may speak for in awareness (a provider has one).
 MAX_CLIENTS_PER_SOCKET = 4
 
 
@@ -88,6 +88,10 @@ class Coedit:
         self.pending_awareness: dict[str, dict[int, awareness.Entry]] = {}
         # Per document namespace: when its editors were last told that relays to other processes are lost.
         self.relay_down_told: dict[str, float] = {}
+        # Per document namespace with editors here: the latest awareness clock of each client this process knows
+        # (see `_speaks_for`), and how many of its sockets are here (the entry goes with the last).
+        self.clocks: dict[str, dict[int, int]] = {}
+        self.sockets: dict[str, int] = {}
 
 
 def _state() -> Coedit:
@@ -127,7 +131,9 @@ def on_connect(auth: Any = None) -> None:
     sessions.current().open(request.sid, request.namespace, claims)  # revocation and expiry, as on `/`
     editor = Editor(user_id=user_id, name=str(claims.get("name") or ""), project_id=project_id, path=path,
                     namespace=request.namespace, awareness_budget=TokenBucket(rate=rate, burst=max(1, 2 * rate)))
-    _state().editors[request.sid] = editor
+    state = _state()
+    state.editors[request.sid] = editor
+    state.sockets[editor.namespace] = state.sockets.get(editor.namespace, 0) + 1
     request.environ.pop("werkzeug.request", None)  # see connection.on_connect: not needed for the socket's life
     _track(editor, request.sid)
     # y-socket.io's server starts the sync: its state vector, acked with what the client has and it lacks.
@@ -137,7 +143,15 @@ def on_connect(auth: Any = None) -> None:
     except redis.RedisError:
         present = []
     if present:
+        _known(state, editor.namespace, present)
         emit("awareness-update", awareness.encode(present))
+
+
+def _known(state: Coedit, namespace: str, entries: list[awareness.Entry]) -> None:
+    """Note the clocks of awareness states this process relays or receives (see `_speaks_for`)."""
+    clocks = state.clocks.setdefault(namespace, {})
+    for entry in entries:
+        clocks[entry.client_id] = max(entry.clock, clocks.get(entry.client_id, 0))
 
 
 def _retry_later(exc: Exception) -> bool:
@@ -157,15 +171,22 @@ def _client_missing(update: Any = None, *_: Any) -> None:
 
 def on_disconnect(reason: Any = None) -> None:
     sessions.current().close(request.sid, request.namespace)
-    editor = _state().editors.pop(request.sid, None)
+    state = _state()
+    editor = state.editors.pop(request.sid, None)
     if editor is None:
         return
     _untrack(editor, request.sid)
-    pending = _state().pending_awareness.get(editor.namespace)
+    pending = state.pending_awareness.get(editor.namespace)
     for client_id in editor.clients if pending else ():
         pending.pop(client_id, None)  # not brought back after its removal below
+    state.sockets[editor.namespace] -= 1
+    if not state.sockets[editor.namespace]:
+        del state.sockets[editor.namespace]
+        state.clocks.pop(editor.namespace, None)
     if editor.clients:
         gone = awareness.removal(list(editor.clients.values()))
+        if editor.namespace in state.sockets:
+            _known(state, editor.namespace, gone)
         try:
             awareness.remember(editor.namespace, gone)
         except redis.RedisError as exc:
@@ -267,23 +288,18 @@ def on_awareness_update(message: Any = None, *_: Any) -> None:
     except awareness.InvalidAwareness:
         _strike(editor, "invalid_update", "That is not an awareness update.")
         return
-    if not editor.awareness_budget.take():
-        return  # best effort, like cursors: the client renews its state, and its next move carries it anyway
-    own = []
-    for entry in entries:
-        # A socket speaks for the clients it announced first; y-socket.io's client also re-sends removals of
-        # OTHER clients after a reconnect, which must not wipe their carets for everyone.
-        if entry.client_id not in editor.clients and (entry.state == "null"
-                                                      or len(editor.clients) >= MAX_CLIENTS_PER_SOCKET):
-            continue
+    state = _state()
+    own = [entry for entry in entries if _speaks_for(editor, entry, state.clocks.get(editor.namespace, {}))]
+    if not own or not editor.awareness_budget.take():
+        return  # rate-capped: best effort, like cursors; the client's next move carries its state anyway
+    for entry in own:
         editor.clients[entry.client_id] = entry
-        own.append(entry)
+    _known(state, editor.namespace, own)
     if not own:
         return
     tick = current_app.config["COEDIT_AWARENESS_TICK"]
     if tick <= 0:
         return _send_awareness(editor.namespace, own, skip_sid=request.sid)
-    state = _state()
     pending = state.pending_awareness.get(editor.namespace)
     if pending is None:
         state.pending_awareness[editor.namespace] = pending = {}
@@ -292,6 +308,30 @@ def on_awareness_update(message: Any = None, *_: Any) -> None:
         known = pending.get(entry.client_id)
         if known is None or entry.clock >= known.clock:  # a client's latest state wins, as in y-protocols
             pending[entry.client_id] = entry
+
+
+def _speaks_for(editor: Editor, entry: awareness.Entry, clocks: dict[int, int]) -> bool:
+    """Whether `entry` is news from a client this socket speaks for: one it spoke for before, at a clock no older than
+    it sent then; or a client new to the document (`clocks`: the latest clock this process knows of each of its
+    clients; else the one remembered in Redis, where every process puts a state before relaying it), up to
+    MAX_CLIENTS_PER_SOCKET. A provider re-sends every state it receives from others (its awareness `update` handler
+    does not look at their origin), and their removals after a reconnect: those echoes carry clocks the document
+    knows already, and are dropped, not relayed again (at 50 editors, 49 per caret move) nor taken for the socket's
+    own clients (whose removal it would then send when it leaves)."""
+    known = editor.clients.get(entry.client_id)
+    if known is not None:
+        return entry.clock >= known.clock
+    if entry.state == "null" or len(editor.clients) >= MAX_CLIENTS_PER_SOCKET:
+        return False
+    latest = clocks.get(entry.client_id)
+    if latest is None:
+        try:
+            latest = awareness.remembered_clock(editor.namespace, entry.client_id)
+        except redis.RedisError:
+            latest = None  # unknown then: taken as the socket's own, as before Redis remembered them
+        if latest is not None:
+            clocks[entry.client_id] = latest
+    return latest is None or entry.clock > latest
 
 
 def _flush_awareness(state: Coedit, namespace: str, tick: float) -> None:
