@@ -92,6 +92,42 @@ def test_awareness_is_relayed_filtered_and_removed_at_disconnect(doc_connect, si
     assert awareness.decode(received(bob, "awareness-update")[-1]) == [awareness.Entry(11, 2, "null")]
 
 
+def test_echoed_awareness_states_are_dropped_and_never_taken_for_the_echoing_sockets_own(
+        doc_connect, sio_team, sio_app):  # noqa: F811
+    """y-socket.io's provider re-sends every state it receives. An echo of a state the document knows (from this
+    process, or remembered in Redis by another) is not relayed again, and its client is not removed when the echoing
+    socket leaves."""
+    sio_app.config["COEDIT_AWARENESS_TICK"] = 0  # each message relayed at once
+    alice = doc_connect(sio_team.owner)
+    hers = awareness.Entry(11, 1, '{"user":{"name":"Alice"}}')
+    alice.emit("awareness-update", awareness.encode([hers]), namespace=alice.ns)
+    elsewhere = awareness.Entry(33, 4, '{"user":{"name":"Dave"}}')  # a client of another process, as it remembers it
+    with sio_app.app_context():
+        awareness.remember(alice.ns, [elsewhere])
+    bob = doc_connect(sio_team.collaborator)
+    assert sorted(awareness.decode(received(bob, "awareness-update")[-1]), key=lambda e: e.client_id) == [
+        hers, elsewhere]  # the states it is sent at connect
+    received(alice, "awareness-update")
+    # Bob's provider echoes what it was sent at connect before it announces itself (the browser case), then
+    # announces its own client; later it echoes Alice's next move.
+    bob.emit("awareness-update", awareness.encode([hers, elsewhere]), namespace=bob.ns)
+    assert not received(alice, "awareness-update")
+    his = awareness.Entry(22, 1, '{"user":{"name":"Bob"}}')
+    bob.emit("awareness-update", awareness.encode([his]), namespace=bob.ns)
+    assert [awareness.decode(m) for m in received(alice, "awareness-update")] == [[his]]
+    moved = awareness.Entry(11, 2, '{"user":{"name":"Alice"},"cursor":1}')
+    alice.emit("awareness-update", awareness.encode([moved]), namespace=alice.ns)
+    assert [awareness.decode(m) for m in received(bob, "awareness-update")] == [[moved]]
+    bob.emit("awareness-update", awareness.encode([moved]), namespace=bob.ns)
+    walked = awareness.Entry(33, 5, '{"user":{"name":"Dave"},"cursor":9}')  # relayed to Bob by the other process
+    with sio_app.app_context():
+        awareness.remember(alice.ns, [walked])
+    bob.emit("awareness-update", awareness.encode([walked]), namespace=bob.ns)
+    assert not received(alice, "awareness-update")
+    bob.disconnect(bob.ns)  # only his own client goes
+    assert [awareness.decode(m) for m in received(alice, "awareness-update")] == [[awareness.Entry(22, 2, "null")]]
+
+
 def test_awareness_of_a_document_is_merged_per_tick(doc_connect, sio_team, sio_app):  # noqa: F811
     """Within a tick, every client's latest state goes out in one message to every socket of the document."""
     sio_app.config["COEDIT_AWARENESS_TICK"] = 0.2

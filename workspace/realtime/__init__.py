@@ -66,7 +66,8 @@ def init_app(app: Flask) -> None:
         # Queue messages come from our own processes: the client packets' bounded JSON (which the manager picks up
         # from the packet class) is not needed for them.
         manager.json = json
-    dispatch.install(socketio.server, app.config["SOCKET_BACKLOG"], app.config["COEDIT_MAX_UPDATE_BYTES"])
+    app.extensions["socket_lanes"] = dispatch.install(socketio.server, app.config["SOCKET_BACKLOG"],
+                                                      app.config["COEDIT_MAX_UPDATE_BYTES"])
     app.extensions["realtime"] = Runtime(app)
     app.extensions["socket_handshakes"] = transport.HandshakeGuard(app)
     # One ping task for all sockets and a writer task only while there is writing (an idle socket's memory).

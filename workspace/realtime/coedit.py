@@ -93,6 +93,20 @@ class Coedit:
         self.clocks: dict[str, dict[int, int]] = {}
         self.sockets: dict[str, int] = {}
 
+    def echoed(self, namespace: str, data: list) -> bool:
+        """An `awareness-update` whose every state this process knows already, at that clock or a newer one: an echo
+        (see `_speaks_for`), dropped as it arrives (socket lanes: no task, no request context). Anything else,
+        malformed messages included, goes to the handler."""
+        clocks = self.clocks.get(namespace)
+        if not clocks or len(data) != 2 or data[0] != "awareness-update" or not isinstance(data[1], bytes) \
+                or len(data[1]) > self.app.config["COEDIT_MAX_AWARENESS_BYTES"]:
+            return False
+        try:
+            entries = awareness.decode(data[1])
+        except awareness.InvalidAwareness:
+            return False
+        return bool(entries) and all(entry.clock <= clocks.get(entry.client_id, -1) for entry in entries)
+
 
 def _state() -> Coedit:
     return current_app.extensions["coedit"]
@@ -312,8 +326,8 @@ def on_awareness_update(message: Any = None, *_: Any) -> None:
 
 def _speaks_for(editor: Editor, entry: awareness.Entry, clocks: dict[int, int]) -> bool:
     """Whether `entry` is news from a client this socket speaks for: one it spoke for before, at a clock no older than
-    it sent then; or a client new to the document (`clocks`: the latest clock this process knows of each of its
-    clients; else the one remembered in Redis, where every process puts a state before relaying it), up to
+    it sent then; or a client new to the document: its clock newer than the latest this process knows (`clocks`) and
+    than the one remembered in Redis, where every process puts a state before relaying it; up to
     MAX_CLIENTS_PER_SOCKET. A provider re-sends every state it receives from others (its awareness `update` handler
     does not look at their origin), and their removals after a reconnect: those echoes carry clocks the document
     knows already, and are dropped, not relayed again (at 50 editors, 49 per caret move) nor taken for the socket's
@@ -323,14 +337,14 @@ def _speaks_for(editor: Editor, entry: awareness.Entry, clocks: dict[int, int]) 
         return entry.clock >= known.clock
     if entry.state == "null" or len(editor.clients) >= MAX_CLIENTS_PER_SOCKET:
         return False
-    latest = clocks.get(entry.client_id)
-    if latest is None:
-        try:
-            latest = awareness.remembered_clock(editor.namespace, entry.client_id)
-        except redis.RedisError:
-            latest = None  # unknown then: taken as the socket's own, as before Redis remembered them
-        if latest is not None:
-            clocks[entry.client_id] = latest
+    if entry.clock <= clocks.get(entry.client_id, -1):
+        return False
+    try:  # newer than this process knows: a client of another process may have moved since
+        latest = awareness.remembered_clock(editor.namespace, entry.client_id)
+    except redis.RedisError:
+        return True  # unknown then: taken as the socket's own, as before Redis remembered states
+    if latest is not None:
+        clocks[entry.client_id] = max(latest, clocks.get(entry.client_id, 0))
     return latest is None or entry.clock > latest
 
 
@@ -490,7 +504,10 @@ EVENTS = {
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["coedit"] = Coedit(app)
+    app.extensions["coedit"] = state = Coedit(app)
+    lanes = app.extensions.get("socket_lanes")
+    if lanes is not None:
+        lanes.needless = state.echoed
     socketio.on_event("connect", on_connect, namespace="*")
     socketio.on_event("disconnect", on_disconnect, namespace="*")
     for event, handler in EVENTS.items():

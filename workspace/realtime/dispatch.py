@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from socketio import packet
@@ -56,6 +57,9 @@ class Dispatcher:
         # under eventlet/gevent patching, where the sections never switch anyway).
         self._lock = threading.Lock()
         self._library_dispatch = server._handle_event
+        # Set by a namespace's owner: True for a document event that needs no handler at all (realtime.coedit drops
+        # awareness echoes here, before they cost a task and a request context each).
+        self.needless: Callable[[str, list], bool] | None = None
 
     def install(self) -> Dispatcher:
         self.server._handle_event = self.handle_event
@@ -66,6 +70,8 @@ class Dispatcher:
         namespace = namespace or NAMESPACE
         if not (namespace == NAMESPACE or namespace.startswith(DOCUMENTS)) or not self.server.async_handlers:
             return self._library_dispatch(eio_sid, namespace, id, data)
+        if namespace != NAMESPACE and id is None and self.needless is not None and self.needless(namespace, data):
+            return None
         sid = self.server.manager.sid_from_eio_sid(eio_sid, namespace)
         if not self.server.manager.is_connected(sid, namespace):
             return None
