@@ -127,6 +127,25 @@ def test_echoed_awareness_states_are_dropped_and_never_taken_for_the_echoing_soc
     bob.disconnect(bob.ns)  # only his own client goes
     assert [awareness.decode(m) for m in received(alice, "awareness-update")] == [[awareness.Entry(22, 2, "null")]]
 
+    # Under gunicorn the socket lanes drop such echoes as they arrive (`Coedit.echoed`); anything it is not sure of
+    # goes to the handler.
+    state = sio_app.extensions["coedit"]
+    assert sio_app.extensions["socket_lanes"].needless == state.echoed
+
+    def echoed(*entries, event="awareness-update", namespace=alice.ns):
+        return state.echoed(namespace, [event, awareness.encode(list(entries))])
+
+    assert echoed(moved) and echoed(hers, walked) and echoed(awareness.Entry(22, 2, "null"))
+    assert not echoed(awareness.Entry(11, 3, "{}"))  # newer
+    assert not echoed(moved, awareness.Entry(44, 1, "{}"))  # one unknown client
+    assert not echoed()
+    assert not echoed(moved, event="sync-update")
+    assert not echoed(moved, namespace=alice.ns + "x")  # no socket of that document here
+    assert not state.echoed(alice.ns, ["awareness-update", b"\x05\x01"])  # malformed: the handler refuses it
+    alice.disconnect(alice.ns)
+    assert not echoed(moved)  # the document's last socket here took its clocks along
+    assert alice.ns not in state.clocks and alice.ns not in state.sockets
+
 
 def test_awareness_of_a_document_is_merged_per_tick(doc_connect, sio_team, sio_app):  # noqa: F811
     """Within a tick, every client's latest state goes out in one message to every socket of the document."""

@@ -100,3 +100,15 @@ def test_a_failing_handler_does_not_strand_the_sockets_later_events():
     server._handle_event("e5", "/", 2, ["join", {}])
     server.run_tasks()
     assert [h[2] for h in server.handled] == [2]
+
+
+def test_a_document_event_its_namespace_calls_needless_is_dropped_before_a_lane_or_task():
+    server = Server()
+    d = Dispatcher(server, backlog=10).install()
+    d.needless = lambda namespace, data: namespace == NS and data[0] == "awareness-update" and data[1] == b"echo"
+    server._handle_event("e2", NS, None, ["awareness-update", b"echo"])
+    server._handle_event("e1", "/", None, ["awareness-update", b"echo"])  # the default namespace is never asked
+    server._handle_event("e2", NS, 7, ["awareness-update", b"echo"])  # nor for an event that asks for an ack
+    server._handle_event("e2", NS, None, ["awareness-update", b"news"])
+    server.run_tasks()
+    assert [(h[0], h[2]) for h in server.handled] == [("e1", None), ("e2", 7), ("e2", None)]
