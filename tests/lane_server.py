@@ -12,11 +12,15 @@ class LaneServer:
         self.async_handlers = True
         self.logger = logging.getLogger(name)
         self.tasks: list = []
+        self.slept: list = []
         self.manager = SimpleNamespace(sid_from_eio_sid=lambda eio, ns: f"{eio}{ns}", is_connected=is_connected)
         self.packet_class = lambda *a, **k: SimpleNamespace(args=a, **k)
 
     def start_background_task(self, fn, *args):
         self.tasks.append((fn, args))
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
 
     def run_tasks(self):
         while self.tasks:

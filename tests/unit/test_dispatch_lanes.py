@@ -43,6 +43,7 @@ def test_a_sockets_events_are_handled_in_order_by_one_task():
     for n in range(5):
         server._handle_event("e1", "/", n, ["join" if n == 0 else "FILE_CHANGE", {}])
     assert len(server.tasks) == 1  # one task per busy socket, not one per event
+    assert server.slept == [0]  # the reader let that task start before it read on, once
     server.run_tasks()
     assert [h[2] for h in server.handled] == [0, 1, 2, 3, 4]
     assert d.lanes == {}  # the lane goes when empty
