@@ -147,6 +147,22 @@ def test_echoed_awareness_states_are_dropped_and_never_taken_for_the_echoing_soc
     assert alice.ns not in state.clocks and alice.ns not in state.sockets
 
 
+def test_a_newcomer_gets_present_states_in_messages_its_echo_fits(doc_connect, sio_team, sio_app):  # noqa: F811
+    """Twenty people present: the newcomer is sent them in messages of at most MAX_ENTRIES states, so the echo of
+    each that its provider sends back is a well-formed awareness update, not an `invalid_update` strike."""
+    namespace = f"/yjs|{sio_team.project_id}/{PATH}"
+    present = [awareness.Entry(100 + n, 1, f'{{"n":{n}}}') for n in range(20)]
+    with sio_app.app_context():
+        awareness.remember(namespace, present)
+    bob = doc_connect(sio_team.collaborator)
+    sent = [awareness.decode(message) for message in received(bob, "awareness-update")]
+    assert [len(entries) for entries in sent] == [awareness.MAX_ENTRIES, 20 - awareness.MAX_ENTRIES]
+    assert sorted(entry.client_id for entries in sent for entry in entries) == [entry.client_id for entry in present]
+    for entries in sent:
+        bob.emit("awareness-update", awareness.encode(entries), namespace=bob.ns)
+    assert not received(bob, "yjs-error")
+
+
 def test_awareness_of_a_document_is_merged_per_tick(doc_connect, sio_team, sio_app):  # noqa: F811
     """Within a tick, every client's latest state goes out in one message to every socket of the document."""
     sio_app.config["COEDIT_AWARENESS_TICK"] = 0.2

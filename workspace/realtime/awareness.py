@@ -73,6 +73,12 @@ def encode(entries: list[Entry]) -> bytes:
     return encoder.to_bytes()
 
 
+def messages(entries: list[Entry]) -> list[bytes]:
+    """`entries` as awareness messages of at most MAX_ENTRIES each: what `decode` accepts, so a client's echo of
+    one (y-socket.io's provider sends back every state it applies, in one message per message received) is too."""
+    return [encode(entries[start:start + MAX_ENTRIES]) for start in range(0, len(entries), MAX_ENTRIES)]
+
+
 def removal(entries: list[Entry]) -> list[Entry]:
     """Entries announcing that these clients left (state null, clock + 1 so every peer applies it)."""
     return [Entry(e.client_id, e.clock + 1, "null") for e in entries]

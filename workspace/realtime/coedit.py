@@ -158,7 +158,8 @@ def on_connect(auth: Any = None) -> None:
         present = []
     if present:
         _known(state, editor.namespace, present)
-        emit("awareness-update", awareness.encode(present))
+        for message in awareness.messages(present):
+            emit("awareness-update", message)
 
 
 def _known(state: Coedit, namespace: str, entries: list[awareness.Entry]) -> None:
@@ -205,7 +206,8 @@ def on_disconnect(reason: Any = None) -> None:
             awareness.remember(editor.namespace, gone)
         except redis.RedisError as exc:
             log.warning("awareness of a closed socket not removed from Redis: %s", exc)
-        socketio.emit("awareness-update", awareness.encode(gone), namespace=editor.namespace, skip_sid=request.sid)
+        for message in awareness.messages(gone):
+            socketio.emit("awareness-update", message, namespace=editor.namespace, skip_sid=request.sid)
 
 
 # --- events ----------------------------------------------------------------------------------------------------
@@ -363,9 +365,8 @@ def _send_awareness(namespace: str, entries: list[awareness.Entry], skip_sid: st
         awareness.remember(namespace, entries)
     except redis.RedisError as exc:
         log.warning("awareness not remembered, Redis unavailable: %s", exc)
-    for start in range(0, len(entries), awareness.MAX_ENTRIES):
-        socketio.emit("awareness-update", awareness.encode(entries[start:start + awareness.MAX_ENTRIES]),
-                      namespace=namespace, skip_sid=skip_sid)
+    for message in awareness.messages(entries):
+        socketio.emit("awareness-update", message, namespace=namespace, skip_sid=skip_sid)
 
 
 def on_auth(payload: Any = None, *_: Any) -> dict[str, Any]:
