@@ -697,7 +697,7 @@ def _store_and_save(loaded: _Loaded, document: _Row, rows: list[dict], file: dic
         document.tail.add(_STORE_ROWS, {"document_id": document.id, "created_at": rows[0]["created_at"], "ids": ids,
                                         "datas": [row["data"] for row in rows],
                                         "users": [row["user_id"] for row in rows]})
-        loaded.last_id = ids[-1]
+        loaded.last_id = max(loaded.last_id, ids[-1])  # a seed (`_seed`) stored in this write may have a later id
         document.stored += len(rows)
         if file is None:
             return None, False

@@ -311,8 +311,6 @@ def on_awareness_update(message: Any = None, *_: Any) -> None:
     for entry in own:
         editor.clients[entry.client_id] = entry
     _known(state, editor.namespace, own)
-    if not own:
-        return
     tick = current_app.config["COEDIT_AWARENESS_TICK"]
     if tick <= 0:
         return _send_awareness(editor.namespace, own, skip_sid=request.sid)
