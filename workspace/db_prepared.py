@@ -83,9 +83,6 @@ class Script:
             self.values += values
         return self
 
-    def __bool__(self) -> bool:
-        return bool(self.sql)
-
     def run(self, cursor: Any) -> list[tuple] | None:
         """Send the script on a psycopg2 cursor: the last statement's rows (None when it returns none)."""
         cursor.execute(";\n".join(self.sql), self.values)

@@ -132,14 +132,6 @@ _SAVE_FILE = (sa.update(_files)
                       updated_by=sa.bindparam("file_by"), updated_at=sa.bindparam("file_at"),
                       version=_files.c.version + 1)
               .returning(_files.c.version))
-# PostgreSQL: an editor's update stored and the file row saved in one round trip (the version is NULL when the file
-# has no row yet).
-_saved = _SAVE_FILE.cte("saved")
-_STORE_AND_SAVE = (sa.insert(_updates)
-                   .values(document_id=sa.bindparam("document_id"), data=sa.bindparam("data"),
-                           user_id=sa.bindparam("user_id"), created_at=sa.bindparam("created_at"))
-                   .returning(_updates.c.id, sa.select(_saved.c.version).scalar_subquery())
-                   .add_cte(_saved))
 
 
 @functools.cache
@@ -690,29 +682,23 @@ def _insert(loaded: _Loaded, document: _Row, rows: list[dict]) -> None:
 def _store_and_save(loaded: _Loaded, document: _Row, rows: list[dict], file: dict | None
                     ) -> tuple[int | None, bool]:
     """Store a group's rows and save the file row (`_checked_file`; None: the text did not change): the version
-    saved and whether the file was created. In the write's own PostgreSQL transaction both ride with its COMMIT,
-    with the ids and version read with the lock; otherwise one statement on PostgreSQL for one row."""
-    if document.tail is not None and document.ids:
-        ids = document.ids[:len(rows)]
-        document.tail.add(_STORE_ROWS, {"document_id": document.id, "created_at": rows[0]["created_at"], "ids": ids,
-                                        "datas": [row["data"] for row in rows],
-                                        "users": [row["user_id"] for row in rows]})
-        loaded.last_id = max(loaded.last_id, ids[-1])  # a seed (`_seed`) stored in this write may have a later id
-        document.stored += len(rows)
-        if file is None:
-            return None, False
-        if document.file_version is None:
-            document.tail.add(_CREATE_FILE, file)
-            return 1, True
-        document.tail.add(_SAVE_FILE_LATER, file)
-        return document.file_version + 1, False
-    connection = db.session.connection()
-    if file is None or len(rows) > 1 or connection.dialect.name != "postgresql":
+    saved and whether the file was created. On PostgreSQL, with the ids and version read with the lock, nothing
+    waits for a result: the statements ride with the COMMIT of the write's own transaction (`_later`)."""
+    if not document.ids:  # SQLite, or a document whose row this write created: ask as it goes
         _insert(loaded, document, rows)
         return _save_file(file) if file is not None else (None, False)
-    loaded.last_id, version = connection.execute(_STORE_AND_SAVE, {**rows[0], **file}).one()
-    document.stored += 1
-    return (version, False) if version is not None else _create_file(file)
+    ids = document.ids[:len(rows)]
+    _later(document, _STORE_ROWS, {"document_id": document.id, "created_at": rows[0]["created_at"], "ids": ids,
+                                   "datas": [row["data"] for row in rows], "users": [row["user_id"] for row in rows]})
+    loaded.last_id = max(loaded.last_id, ids[-1])  # a seed (`_seed`) stored in this write may have a later id
+    document.stored += len(rows)
+    if file is None:
+        return None, False
+    if document.file_version is None:
+        _later(document, _CREATE_FILE, file)
+        return 1, True
+    _later(document, _SAVE_FILE_LATER, file)
+    return document.file_version + 1, False
 
 
 def _checked_file(project_id: int, path: str, text: str, user_id: int, document: _Row) -> dict:

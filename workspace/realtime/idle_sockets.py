@@ -88,7 +88,7 @@ class LeanSocket(eio_socket.Socket):
         pending, self.pending = self.pending, None
         if pending is None or self._ws is None:  # queued by `close` meanwhile, or the websocket ended
             return
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        data = b"".join(pending)  # a lone frame comes back as it is, not copied
         sent = frames.send_now(self._raw, data)
         if sent < len(data):
             self.queue.put(data[sent:])
