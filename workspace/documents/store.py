@@ -39,7 +39,7 @@ from ..extensions import db
 from ..files import quota
 from ..files.paths import validate_path
 from ..models import Document, DocumentUpdate, Membership, ProjectFile, Role, utcnow
-from ..policy import Action, require, role_select
+from ..policy import Action, can, require, role_select
 from . import compaction, crdt
 from .crdt import EMPTY_UPDATE, InvalidUpdate
 
@@ -72,6 +72,10 @@ class _Loaded:
     # The text of `doc` as the last group commit left it (None: unknown), so a keystroke stringifies the text once,
     # not before and after (Yrs walks every block of a text each time).
     text: str | None = None
+    # Set by each PostgreSQL write under the row lock: True when it found nothing stored since `last_id` by anyone
+    # else, so the next write may send everything in one round trip (`_commit_at_once`); a fresh load starts False.
+    alone: bool = False
+    writers: frozenset[int] = frozenset()  # authors the last locked group commit of each found allowed to edit
 
     def apply(self, update: bytes) -> None:
         """Apply a stored update or snapshot (catching up): the text is no longer known."""
@@ -198,6 +202,44 @@ _CREATE_FILE = db_prepared.Statement("workspace_document_create", sa.insert(_fil
     content=sa.bindparam("file_content"), size=sa.bindparam("file_size"), updated_by=sa.bindparam("file_by"),
     updated_at=sa.bindparam("file_at")))
 _COUNT_STORED_LATER = db_prepared.Statement("workspace_document_count", _COUNT_STORED)
+
+
+# `_commit_at_once`'s statement, run after the row lock (`_LOCK_ROW`, with the quota lock when quotas apply) in the
+# same query string, so that its snapshot sees everything committed before the locks were granted. It writes only
+# when the cached document is the stored one (no snapshot or update after `after`), every author may edit, the file
+# row exists and the new size passes the byte quota (as `quota.check_write`: a growing write stays under a
+# `max_bytes` above 0); then it stores the rows (ids from the table's sequence, under the row lock, so in commit
+# order), counts them and saves the file when `save`. One row: the last id stored, the new update count and the
+# file's version; all None when it wrote nothing.
+_WRITE_AT_ONCE = db_prepared.Statement("workspace_document_write", sa.text("""
+WITH ok AS (
+  SELECT d.id FROM documents AS d JOIN project_files AS f ON f.project_id = d.project_id AND f.path = d.path
+  WHERE d.id = CAST(:document_id AS integer) AND d.project_id = CAST(:project_id AS integer)
+    AND d.path = CAST(:path AS text) AND d.snapshot_upto <= CAST(:after AS bigint)
+    AND NOT EXISTS (SELECT FROM document_updates AS u WHERE u.document_id = d.id AND u.id > CAST(:after AS bigint))
+    AND cardinality(CAST(:users AS integer[])) = (
+      SELECT count(*) FROM memberships AS m WHERE m.project_id = d.project_id
+        AND m.user_id = ANY(CAST(:users AS integer[])) AND CAST(m.role AS text) = ANY(CAST(:writers AS text[])))
+    AND NOT (CAST(:file_size AS integer) > f.size AND CAST(:max_bytes AS bigint) > 0
+             AND (SELECT sum(g.size) FROM project_files AS g WHERE g.project_id = d.project_id)
+                 - f.size + CAST(:file_size AS integer) > CAST(:max_bytes AS bigint))
+), stored AS (
+  INSERT INTO document_updates (document_id, data, user_id, created_at)
+  SELECT ok.id, rows.data, rows.user_id, CAST(:created_at AS timestamptz)
+  FROM ok CROSS JOIN unnest(CAST(:datas AS bytea[]), CAST(:users AS integer[])) AS rows (data, user_id)
+  RETURNING id
+), counted AS (
+  UPDATE documents SET update_count = update_count + cardinality(CAST(:users AS integer[]))
+  WHERE id = (SELECT id FROM ok) RETURNING update_count
+), saved AS (
+  UPDATE project_files SET content = CAST(:file_content AS text), size = CAST(:file_size AS integer),
+    updated_by = CAST(:file_by AS integer), updated_at = CAST(:file_at AS timestamptz), version = version + 1
+  WHERE project_id = CAST(:project_id AS integer) AND path = CAST(:path AS text) AND CAST(:save AS boolean)
+    AND EXISTS (SELECT FROM ok)
+  RETURNING version
+)
+SELECT (SELECT max(id) FROM stored), (SELECT update_count FROM counted), (SELECT version FROM saved)"""))
+_WRITERS = [role.value for role in Role if can(role, Action.EDIT)]
 
 
 class DocumentCache:
@@ -383,26 +425,12 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
     project_id, path = key
     accepted: list[_Waiting] = []
     try:
-        authors = tuple(dict.fromkeys(waiting.user["id"] for waiting in batch))
-        with _writing(key, batch[0].user["id"], authors) as (loaded, document):
-            roles = document.roles
-            before = loaded.text if loaded.text is not None else crdt.text_of(loaded.doc)
-            for waiting in batch:
-                try:
-                    require(roles.get(waiting.user["id"]), Action.EDIT)
-                except ApiError as exc:
-                    waiting.outcome = exc
-                    continue
-                crdt.apply(loaded.doc, waiting.update)
-                accepted.append(waiting)
-            version, created = None, False
-            if accepted:
-                after = loaded.text = crdt.text_of(loaded.doc)
-                rows = _group_rows(document, accepted)
-                file = None
-                if after != before or not document.has_file(project_id, path):
-                    file = _checked_file(project_id, path, after, accepted[-1].user["id"], document)
-                version, created = _store_and_save(loaded, document, rows, file)
+        at_once = _commit_at_once(key, batch)
+        if at_once is not None:
+            accepted = batch
+            version, created, after = at_once
+        else:
+            version, created, after = _commit_locked(key, batch, accepted)
     except ServiceUnavailable as exc:
         for waiting in batch:
             waiting.outcome = exc
@@ -428,6 +456,92 @@ def _commit_group(key: tuple[int, str], batch: list[_Waiting]) -> None:
     if version is not None:
         events.announce(events.document_edited, project_id=project_id, path=path, version=version,
                         user=accepted[-1].user, content=after)
+
+
+def _commit_locked(key: tuple[int, str], batch: list[_Waiting], accepted: list[_Waiting]
+                   ) -> tuple[int | None, bool, str]:
+    """`_commit_group` under the row lock, with the roles, file and quota read first (two round trips on
+    PostgreSQL): fills `accepted` with the updates stored; the file's version and whether it was created, and the
+    text."""
+    project_id, path = key
+    authors = tuple(dict.fromkeys(waiting.user["id"] for waiting in batch))
+    with _writing(key, batch[0].user["id"], authors) as (loaded, document):
+        roles = document.roles
+        allowed = {author for author, role in roles.items() if can(role, Action.EDIT)}
+        loaded.writers = (loaded.writers - roles.keys()) | allowed
+        before = loaded.text if loaded.text is not None else crdt.text_of(loaded.doc)
+        for waiting in batch:
+            try:
+                require(roles.get(waiting.user["id"]), Action.EDIT)
+            except ApiError as exc:
+                waiting.outcome = exc
+                continue
+            crdt.apply(loaded.doc, waiting.update)
+            accepted.append(waiting)
+        if not accepted:
+            return None, False, before
+        after = loaded.text = crdt.text_of(loaded.doc)
+        rows = _group_rows(document.id, accepted)
+        file = None
+        if after != before or not document.has_file(project_id, path):
+            file = _checked_file(project_id, path, after, accepted[-1].user["id"], document)
+        version, created = _store_and_save(loaded, document, rows, file)
+    return version, created, after
+
+
+def _commit_at_once(key: tuple[int, str], batch: list[_Waiting]) -> tuple[int | None, bool, str] | None:
+    """`_commit_group` in ONE round trip (PostgreSQL), tried when the last write of this document here found no one
+    else's updates and every author allowed to edit: the updates are applied to the cached document first, then the
+    row lock and `_write_at_once` go as one implicitly committed query string, which writes only if that guess still
+    holds. None when it did not write: the cached document, which holds the batch, is forgotten and the caller takes
+    the locked path, which reads what changed and says why an update is refused. A database error is storage being
+    unavailable, as on the locked path. A ROLLBACK or COMMIT costs no
+    round trip of its own, so a process editing a document alone stores a keystroke in one."""
+    project_id, path = key
+    authors = [*dict.fromkeys(waiting.user["id"] for waiting in batch)]
+    with _lock(key):
+        loaded = _cache().get(key)
+        if loaded is None or not loaded.alone or loaded.text is None or not loaded.writers.issuperset(authors):
+            return None
+        connection = db.session.connection()
+        explicit = _explicit_transaction(connection)
+        if explicit is None:
+            return None
+        try:
+            before = loaded.text
+            for waiting in batch:
+                crdt.apply(loaded.doc, waiting.update)
+            after = crdt.text_of(loaded.doc)
+            file = _file_values(project_id, path, after, batch[-1].user["id"])
+            rows = _group_rows(loaded.document_id, batch)
+            lock = _lock_and_read_statements(quota.enabled())[0]
+            params = {**file, "row_project": project_id, "row_path": path, "expected": 0,
+                      "document_id": loaded.document_id, "project_id": project_id, "path": path,
+                      "after": loaded.last_id, "users": [row["user_id"] for row in rows],
+                      "datas": [row["data"] for row in rows], "writers": _WRITERS, "created_at": rows[0]["created_at"],
+                      "save": after != before, "max_bytes": current_app.config["MAX_PROJECT_BYTES"] or 0}
+            if after == before:
+                params["file_size"] = 0  # not saved: no quota to pass
+            script = db_prepared.Script(explicit.prepared).add(lock, params).add(_WRITE_AT_ONCE, params)
+            with explicit.dbapi.cursor() as cursor:
+                last_id, count, version = script.run(cursor)[0]
+        except (DBAPIError, psycopg2.Error) as exc:
+            _abandon(key, explicit, connection, exc)
+            raise _unavailable(exc) from exc
+        except BaseException as exc:
+            _abandon(key, explicit, connection, exc)
+            if isinstance(exc, Exception):
+                return None  # the locked path tries again, and refuses what a write refuses
+            raise
+        explicit.dbapi.autocommit = False
+        if last_id is None:
+            db.session.rollback()
+            _cache().drop(key)
+            return None
+        db.session.commit()
+        loaded.last_id, loaded.text = last_id, after
+    compaction.schedule_if_due(loaded.document_id, count)
+    return version, False, after
 
 
 def write_text(project_id: int, path: str, user: dict, content: str, base_version: int | None = None,
@@ -491,21 +605,27 @@ def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...]
             _end_explicit(explicit, "COMMIT")
             db.session.commit()
         except (DBAPIError, psycopg2.Error) as exc:
-            _end_explicit(explicit, "ROLLBACK")
-            if connection is not None and not connection.invalidated and connection.connection.dbapi_connection.closed:
-                # Lost under a psycopg2 call of ours: SQLAlchemy, which learns it through its own calls, must not
-                # hand the connection out again (nor fail this rollback on it).
-                connection.invalidate(exc)
-            db.session.rollback()
-            _cache().drop(key)
+            _abandon(key, explicit, connection, exc)
             raise _unavailable(exc) from exc
-        except BaseException:
-            _end_explicit(explicit, "ROLLBACK")
-            db.session.rollback()
-            _cache().drop(key)
+        except BaseException as exc:
+            _abandon(key, explicit, connection, exc)
             raise
     # After the commit, so the compaction (maybe already running elsewhere) sees every update counted here.
     compaction.schedule_if_due(document_id, stored)
+
+
+def _abandon(key: tuple[int, str], explicit: _Explicit | None, connection: sa.Connection | None,
+             exc: BaseException) -> None:
+    """A write failed: its own transaction rolled back, the session's too, and the cached document (which may hold
+    the refused change) forgotten."""
+    _end_explicit(explicit, "ROLLBACK")
+    if (connection is not None and connection.dialect.name == "postgresql" and not connection.invalidated
+            and connection.connection.dbapi_connection.closed):
+        # Lost under a psycopg2 call of ours: SQLAlchemy, which learns it through its own calls, must not hand the
+        # connection out again (nor fail this rollback on it).
+        connection.invalidate(exc)
+    db.session.rollback()
+    _cache().drop(key)
 
 
 @dataclass
@@ -614,6 +734,8 @@ def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tup
         if loaded is not None:  # the cache held another document of that path: read it whole
             return document, _caught_up(key, document_id, snapshot_upto)
         loaded = _Loaded(document_id, crdt.new_doc())
+    # Nothing new since what we hold (a fresh load cannot tell whose updates it reads).
+    alone = 0 < loaded.last_id >= snapshot_upto
     if snapshot_upto > loaded.last_id:  # compacted past what we hold: the snapshot has the updates in between
         snapshot = db.session.scalar(sa.select(Document.snapshot).where(Document.id == document_id))
         if snapshot:
@@ -624,6 +746,8 @@ def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tup
         if update_id is not None and update_id > loaded.last_id:
             loaded.apply(bytes(row[-1]))
             loaded.last_id = update_id
+            alone = False
+    loaded.alone = alone
     cache.put(key, loaded)
     return document, loaded
 
@@ -656,13 +780,13 @@ def _seed(loaded: _Loaded, document: _Row, key: tuple[int, str], user_id: int | 
         _store(loaded, document, loaded.replace_text(content), user_id)
 
 
-def _group_rows(document: _Row, group: list[_Waiting]) -> list[dict]:
+def _group_rows(document_id: int, group: list[_Waiting]) -> list[dict]:
     """The rows that store a group: one per author (their updates merged)."""
     by_user: dict[int, list[bytes]] = {}
     for waiting in group:
         by_user.setdefault(waiting.user["id"], []).append(waiting.update)
     now = utcnow()
-    rows = [{"document_id": document.id, "data": crdt.merge_all(updates) if len(updates) > 1 else updates[0],
+    rows = [{"document_id": document_id, "data": crdt.merge_all(updates) if len(updates) > 1 else updates[0],
              "user_id": user_id, "created_at": now} for user_id, updates in by_user.items()]
     return rows
 
@@ -702,8 +826,15 @@ def _store_and_save(loaded: _Loaded, document: _Row, rows: list[dict], file: dic
 
 
 def _checked_file(project_id: int, path: str, text: str, user_id: int, document: _Row) -> dict:
-    """The file row's new values (the `_SAVE_FILE` parameters) once the text passed the file and quota limits
-    (the quota lock and usage as the locked `document` holds them)."""
+    """`_file_values` once the text also passed the quota (the quota lock and usage as the locked `document` holds
+    them)."""
+    file = _file_values(project_id, path, text, user_id)
+    quota.check_write(project_id, path, file["file_size"], locked=document.quota_locked, usage=document.usage)
+    return file
+
+
+def _file_values(project_id: int, path: str, text: str, user_id: int) -> dict:
+    """The file row's new values (the `_SAVE_FILE` parameters) once the text passed the file's own limits."""
     size = len(text.encode("utf-8"))
     limit = current_app.config["MAX_FILE_BYTES"]
     if size > limit:
@@ -711,7 +842,6 @@ def _checked_file(project_id: int, path: str, text: str, user_id: int, document:
                               details={"size": size, "max_bytes": limit})
     if "\x00" in text:
         raise ValidationFailed("File content must not contain NUL characters.", code="invalid_content")
-    quota.check_write(project_id, path, size, locked=document.quota_locked, usage=document.usage)
     return {"file_project": project_id, "file_path": path, "file_content": text, "file_size": size,
             "file_by": user_id, "file_at": utcnow()}
 
