@@ -137,6 +137,11 @@ class Config:
         self.COEDIT_CACHE_DOCUMENTS = _int("COEDIT_CACHE_DOCUMENTS", 256)
         # Co-editing: at most one FILE_CHANGE per document per this many seconds for typing (REST writes: each one).
         self.COEDIT_FILE_CHANGE_INTERVAL = float(_env("COEDIT_FILE_CHANGE_INTERVAL", "1"))
+        # Co-editing (PostgreSQL): true makes each editor's update wait for its WAL flush on commit, as REST and
+        # FILE_CHANGE writes always do. false (the default): committed, visible and relayed at once, flushed by the
+        # WAL writer within 3 x wal_writer_delay; only a crash of PostgreSQL itself in that window can lose them, and
+        # the editors, who hold them, store them again when they resync (docs/coediting.md, Durability).
+        self.COEDIT_SYNCHRONOUS_COMMIT = _bool("COEDIT_SYNCHRONOUS_COMMIT", False)
         self.ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
         self.ARGON2_MEMORY_KIB = _int("ARGON2_MEMORY_KIB", 65536)
         # Argon2 computations a process runs at once (in OS threads); more wait their turn, so hashing cannot take

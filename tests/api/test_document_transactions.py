@@ -142,6 +142,54 @@ def test_after_another_process_wrote_the_one_round_trip_writes_nothing_and_two_f
     assert stored_text(make_app(), team.project_id, "two.md") == "abcxdef"
 
 
+@pytest.fixture
+def scripts(monkeypatch):
+    """The query strings the store sends (`db_prepared.Script`) while the test runs, with what each returned."""
+    sent = []
+    real = db_prepared.Script.run
+
+    def run(script, cursor):
+        rows = real(script, cursor)
+        sent.append((";".join(script.sql), rows))
+        return rows
+
+    monkeypatch.setattr(db_prepared.Script, "run", run)
+    return sent
+
+
+@pytest.mark.parametrize("synchronous", [False, True])
+def test_an_editors_update_commits_without_waiting_for_the_wal_flush_unless_configured(app, team, owner, scripts,
+                                                                                       synchronous):
+    app.config["COEDIT_SYNCHRONOUS_COMMIT"] = synchronous
+    typist = Typist()
+    with app.app_context():
+        for chars in "abc":  # created, then the locked path, then at once
+            store.apply_update(team.project_id, "wal.md", owner, typist.type(chars))
+        keystrokes = [sql for sql, _ in scripts]
+        del scripts[:]
+        store.write_text(team.project_id, "wal.md", owner, "abc, saved")  # REST and FILE_CHANGE: always flushed
+        assert file_text("wal.md") == "abc, saved"
+    assert [sql.startswith("BEGIN;SET LOCAL synchronous_commit = off") for sql in keystrokes[:1]] == [not synchronous]
+    assert keystrokes[-1].startswith("SET LOCAL synchronous_commit = off") is not synchronous
+    assert not any("synchronous_commit" in sql for sql, _ in scripts)
+    clean(app)
+
+
+def test_the_write_at_once_runs_with_synchronous_commit_off_on_the_server(app, team, owner, scripts, monkeypatch):
+    typist = Typist()
+    with app.app_context():
+        for chars in "ab":
+            store.apply_update(team.project_id, "setting.md", owner, typist.type(chars))
+        monkeypatch.setattr(store, "_WRITE_AT_ONCE", db_prepared.Statement("workspace_test_setting", sa.text(
+            "SELECT NULL, current_setting('synchronous_commit'), NULL")))  # writes nothing: the locked path follows
+        store.apply_update(team.project_id, "setting.md", owner, typist.type("c"))
+        monkeypatch.undo()
+        assert file_text("setting.md") == "abc"
+    at_once = [rows for sql, rows in scripts if "workspace_test_setting" in sql]
+    assert at_once == [[(None, "off", None)]]
+    clean(app)
+
+
 def test_a_group_of_two_authors_is_stored_at_once_one_row_each(app, team, owner, round_trips):
     collaborator, typist = {"id": team.collaborator.id, "name": "Collaborator"}, Typist()
     with app.app_context():

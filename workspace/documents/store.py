@@ -240,6 +240,9 @@ WITH ok AS (
 )
 SELECT (SELECT max(id) FROM stored), (SELECT update_count FROM counted), (SELECT version FROM saved)"""))
 _WRITERS = [role.value for role in Role if can(role, Action.EDIT)]
+# An editor's update commits without waiting for its WAL flush (COEDIT_SYNCHRONOUS_COMMIT, docs/coediting.md
+# Durability): about 0.45 ms p50 and 1 ms p99 of a keystroke's round trip on the benchmark machine.
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off"
 
 
 class DocumentCache:
@@ -465,7 +468,7 @@ def _commit_locked(key: tuple[int, str], batch: list[_Waiting], accepted: list[_
     text."""
     project_id, path = key
     authors = tuple(dict.fromkeys(waiting.user["id"] for waiting in batch))
-    with _writing(key, batch[0].user["id"], authors) as (loaded, document):
+    with _writing(key, batch[0].user["id"], authors, keystrokes=True) as (loaded, document):
         roles = document.roles
         allowed = {author for author, role in roles.items() if can(role, Action.EDIT)}
         loaded.writers = (loaded.writers - roles.keys()) | allowed
@@ -527,7 +530,10 @@ def _commit_at_once(key: tuple[int, str], batch: list[_Waiting]) -> tuple[int | 
                       "save": after != before, "max_bytes": current_app.config["MAX_PROJECT_BYTES"] or 0}
             if after == before:
                 params["file_size"] = 0  # not saved: no quota to pass
-            script = db_prepared.Script(explicit.prepared).add(lock, params).add(_WRITE_AT_ONCE, params)
+            script = db_prepared.Script(explicit.prepared)
+            if not current_app.config["COEDIT_SYNCHRONOUS_COMMIT"]:
+                script.add(_NO_FLUSH_WAIT)
+            script.add(lock, params).add(_WRITE_AT_ONCE, params)
             with explicit.dbapi.cursor() as cursor:
                 last_id, count, version = script.run(cursor)[0]
             explicit.dbapi.autocommit = False
@@ -590,17 +596,20 @@ def delete_text(project_id: int, path: str, user: dict, origin: object = None) -
 
 
 @contextmanager
-def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...] = ()
+def _writing(key: tuple[int, str], user_id: int | None, authors: tuple[int, ...] = (), keystrokes: bool = False
              ) -> Iterator[tuple[_Loaded, _Row]]:
     """Under the document's locks, the caught-up document and its (locked) row; commits on success. On any error
     rolls back and forgets the cached document, which may already hold the refused change. `authors`: the users
     whose updates the write stores, one row each (counted with the lock, corrected at the end if it stored another
-    number); their roles are read into the row."""
+    number); their roles are read into the row. `keystrokes`: editors' updates, whose commit does not wait for its
+    WAL flush unless COEDIT_SYNCHRONOUS_COMMIT (in the write's own transaction; a caller's keeps its own setting)."""
     with _lock(key):
         explicit = connection = None
         try:
             connection = db.session.connection()
             explicit = _explicit_transaction(connection)
+            if explicit is not None and keystrokes and not current_app.config["COEDIT_SYNCHRONOUS_COMMIT"]:
+                explicit.head.append(_NO_FLUSH_WAIT)
             document, loaded = _lock_and_catch_up(key, authors, explicit)
             if loaded.last_id == 0 and not document.update_count:
                 _seed(loaded, document, key, user_id)
@@ -644,6 +653,7 @@ class _Explicit:
     info: dict
     prepared: set[str] | None
     tail: db_prepared.Script = field(init=False)
+    head: list[str] = field(default_factory=lambda: ["BEGIN"])  # what the first query string starts with
 
     def __post_init__(self) -> None:
         self.tail = db_prepared.Script(self.prepared)
@@ -725,8 +735,8 @@ def _lock_and_read(connection: sa.Connection, key: tuple[int, str], authors: tup
     params = {"row_project": project_id, "row_path": path, "expected": expected, "project_id": project_id,
               "path": path, "after": loaded.last_id if loaded is not None else 0, "authors": list(authors)}
     script = db_prepared.Script(explicit.prepared) if explicit is not None else db_prepared.Script(None)
-    if explicit is not None:
-        script.add("BEGIN")
+    for statement in explicit.head if explicit is not None else ():
+        script.add(statement)
     with connection.connection.dbapi_connection.cursor() as cursor:
         rows = script.add(lock, params).add(read, params).run(cursor)
     if not rows:
