@@ -4,7 +4,8 @@ with the `COMMIT` (workspace/documents/store.py `_explicit_transaction`, `_Row.t
 once per connection (workspace/db_prepared.py). psycopg2 would otherwise send `BEGIN` in a round trip of its own.
 When the last write found no other process's updates, the next is ONE round trip (`_commit_at_once`): the lock and
 a statement that writes only if the cached document is still the stored one, every author may edit and the file
-and quota allow it; otherwise it wrote nothing and the two round trips follow.
+and quota allow it; otherwise it wrote nothing and the two round trips follow. An editor's update commits without
+waiting for the WAL flush unless COEDIT_SYNCHRONOUS_COMMIT; a REST write always waits.
 Whatever happens, the connection goes back to the pool with no transaction open, psycopg2 managing its transactions
 again and, after a failure, no prepared statement it does not know of. And the text the process keeps with its
 cached document is dropped when the lock-and-read catches up with another process's updates."""

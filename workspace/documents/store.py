@@ -646,8 +646,9 @@ def _abandon(key: tuple[int, str], explicit: _Explicit | None, connection: sa.Co
 
 @dataclass
 class _Explicit:
-    """A write's own PostgreSQL transaction (`_explicit_transaction`): its psycopg2 connection, the statements that
-    connection prepared (None: DB_PREPARED_STATEMENTS is off) and its pool entry's info, which keeps them."""
+    """A write's own PostgreSQL transaction (`_explicit_transaction`; or `_commit_at_once`'s implicit one): its
+    psycopg2 connection, the statements that connection prepared (None: DB_PREPARED_STATEMENTS is off) and its pool
+    entry's info, which keeps them."""
 
     dbapi: Any
     info: dict
