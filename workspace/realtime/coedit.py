@@ -100,7 +100,7 @@ class Coedit:
 
     def echoed(self, namespace: str, data: list) -> bool:
         """An `awareness-update` whose every state this process knows already, at that clock or a newer one: an echo
-        (see `_speaks_for`), dropped as it arrives (socket lanes: no task, no request context). Anything else,
+        (see `_speaks_for`), dropped as it arrives (socket lanes: no task, no app context). Anything else,
         malformed messages included, goes to the handler."""
         clocks = self.clocks.get(namespace)
         if not clocks or len(data) != 2 or data[0] != "awareness-update" or not isinstance(data[1], bytes) \

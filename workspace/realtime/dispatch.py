@@ -58,7 +58,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._library_dispatch = server._handle_event
         # Set by a namespace's owner: True for a document event that needs no handler at all (realtime.coedit drops
-        # awareness echoes here, before they cost a task and a request context each).
+        # awareness echoes here, before they cost a task and an app context each).
         self.needless: Callable[[str, list], bool] | None = None
 
     def install(self) -> Dispatcher:
